@@ -44,6 +44,7 @@ class StepContext:
     images: Optional[Tensor] = None
     ignore_index: int = -1
     task_terms: Dict[str, Tensor] = field(default_factory=dict)
+    generator: Optional[torch.Generator] = None   # injected RNG for the method's draws (tests)
     extra: Dict[str, Any] = field(default_factory=dict)  # later systems: unlabeled batch, old model ...
 
 
@@ -104,6 +105,11 @@ class DistillMethod(nn.Module):
     student_stages: bool = False     # True: needs c1..c4 from the student (always exposed by name)
 
     @classmethod
+    def teachers_needed(cls, args: argparse.Namespace) -> int:
+        """How many teachers the loop must build for these flags (default ``num_teachers``)."""
+        return cls.num_teachers
+
+    @classmethod
     def add_args(cls, parser: argparse.ArgumentParser) -> None:
         """Register the method's own flags (use ``add_flag``/``on_off``, defaults None where per-dataset)."""
 
@@ -126,6 +132,11 @@ class DistillMethod(nn.Module):
         """After the student step (e.g. SKD's discriminator step). Returns terms to log only."""
         return {}
 
+    def export_state(self, path: str) -> None:
+        """Write what a method that trains no student learned (e.g. MasKD's tokens) to ``path``."""
+        from utils.checkpoint import atomic_save
+        atomic_save(self.state_dict(), path)
+
     def describe(self) -> str:
         return self.name
 
@@ -145,7 +156,7 @@ class NoDistillation(DistillMethod):
 
 
 class CombinedMethod(DistillMethod):
-    """``--kd-method a+b``: the union of several methods' terms (names prefixed on clashes)."""
+    """``--kd-method a+b``: the union of several methods' terms (a shared term such as ``kd`` once)."""
 
     def __init__(self, methods: List[DistillMethod]) -> None:
         super().__init__()
@@ -157,12 +168,12 @@ class CombinedMethod(DistillMethod):
             raise ValueError("%s: methods with a special training mode cannot be combined" % self.name)
 
     def forward(self, ctx: StepContext) -> Dict[str, Tensor]:
+        # A term name means one term computed from shared flags (e.g. "kd" from --lambda-kd and
+        # --kd-temperature, bundled by most methods): the first part's value is kept, never summed twice.
         terms: Dict[str, Tensor] = {}
         for m in self.parts:
             for k, v in m(ctx).items():
-                if k in terms and k != "task":
-                    k = "%s.%s" % (m.name, k)
-                terms[k] = v
+                terms.setdefault(k, v)
         return terms
 
     def student_optimizer_parameters(self):
@@ -183,6 +194,10 @@ def method_classes(spec: str) -> List[Type[DistillMethod]]:
     return [get_method_class(n.strip()) for n in spec.split("+") if n.strip()]
 
 
+def teachers_needed(args: argparse.Namespace) -> int:
+    return max(c.teachers_needed(args) for c in method_classes(args.kd_method))
+
+
 def build_method(args: argparse.Namespace, student_info: ChannelInfo,
                  teacher_info: Optional[ChannelInfo]) -> DistillMethod:
     classes = method_classes(args.kd_method)
@@ -192,4 +207,4 @@ def build_method(args: argparse.Namespace, student_info: ChannelInfo,
 
 def zero_like_loss(ref: Tensor) -> Tensor:
     """A 0-d zero that keeps the graph connected (for terms that are switched off this step)."""
-    return ref.sum() * 0.0
+    return ref.sum(dtype=torch.float32) * 0.0

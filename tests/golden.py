@@ -66,6 +66,12 @@ def compare(case: dict, result: dict) -> List[str]:
                     problems.append("%s.%s: integer values differ" % (section, name))
                 continue
             g, r = g.double(), ref.double()
+            if case["tol"].get("equal_nan"):
+                # The official code returns NaN where SegKD returns a graph-connected 0 (the cards
+                # recommend the fix and accept either value for these entries).
+                fixed = torch.isnan(r) & (torch.isnan(g) | (g == 0))
+                g = torch.where(fixed, torch.zeros_like(g), g)
+                r = torch.where(fixed, torch.zeros_like(r), r)
             err = (g - r).abs()
             bound = atol + rtol * r.abs()
             if not bool((err <= bound).all()) or not bool(torch.isfinite(g).all() == torch.isfinite(r).all()):

@@ -1,0 +1,122 @@
+"""Where a run's files go, and how its full state is saved and restored.
+
+Files in ``--save-dir`` (CIRKD names, so the official code and ``eval.py`` read them):
+``kd_<model>_<backbone>_<dataset>.pth`` (latest student weights; ``<model>_<backbone>_<dataset>.pth``
+for ``--kd-method none``, as CIRKD's ``train_baseline.py``), ``..._best_model.pth`` (best on val),
+``..._resume.pth`` (everything to continue the same curve). Methods that train no student
+(MasKD stage 1) export their own state through ``method.export_state(path)``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional, Tuple
+
+import torch
+import torch.distributed as dist
+
+from utils.checkpoint import (atomic_save, best_filename, find_resume, load_resume, resume_filename, rng_state,
+                              student_filename)
+from utils.distributed import is_dist
+
+IDENTITY_KEYS = ("kd_method", "student_model", "student_backbone", "dataset", "num_classes")
+
+
+class RunFiles:
+    def __init__(self, args, trains_student: bool = True) -> None:
+        self.args = args
+        self.save_dir = args.save_dir
+        prefix = "kd" if args.kd_method != "none" else ""
+        if trains_student:
+            model, backbone = args.student_model, args.student_backbone
+        else:
+            model, backbone = args.teacher_model, args.teacher_backbone
+            prefix = args.kd_method
+        name = lambda f: os.path.join(self.save_dir, f(model, backbone, args.dataset, prefix).lstrip("_"))  # noqa: E731
+        self.student = name(student_filename)
+        self.best = name(best_filename)
+        self.resume = name(resume_filename)
+        self.last_saved: Optional[str] = None
+        self.improved = False
+
+    def resume_path_to_load(self) -> Optional[str]:
+        resume = self.args.resume
+        if resume in (None, "", "None"):
+            if os.path.isfile(self.resume):
+                raise_existing(self.resume)
+            return None
+        if resume == "auto":
+            return find_resume(self.save_dir, os.path.basename(self.resume))
+        if not os.path.isfile(resume):
+            raise ValueError("--resume %s does not exist; pass a *_resume.pth file or 'auto'" % resume)
+        return resume
+
+
+def raise_existing(path: str) -> None:
+    from engine.trainer import TrainingError
+    raise TrainingError("%s already holds a run; continue it with --resume auto, or pick another --save-dir "
+                        "(nothing was overwritten)" % path)
+
+
+def _gather_rng():
+    state = rng_state()
+    if not is_dist():
+        return [state]
+    states = [None] * dist.get_world_size()
+    dist.all_gather_object(states, state)
+    return states
+
+
+def save_run_state(files: RunFiles, args, iteration: int, student, method, optimizer, scaler,
+                   best_miou: float, is_main: bool) -> None:
+    rngs = _gather_rng()  # collective: every process takes part
+    if not is_main:
+        return
+    unwrapped = student.module if hasattr(student, "module") else student
+    if unwrapped is not None:
+        weights = unwrapped.state_dict()
+        atomic_save(weights, files.student)
+        if files.improved:
+            atomic_save(weights, files.best)
+            files.improved = False
+    else:
+        method.export_state(files.student)
+    state = {
+        "iteration": iteration,
+        "student": unwrapped.state_dict() if unwrapped is not None else {},
+        "method": method.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "best_miou": best_miou,
+        "rng": rngs,
+        "identity": {k: getattr(args, k) for k in IDENTITY_KEYS},
+        "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, list, type(None)))},
+    }
+    atomic_save(state, files.resume)
+    files.last_saved = files.resume
+
+
+def load_resume_into(path: str, args, student, method, optimizer, scaler) -> Tuple[int, float, dict]:
+    state = load_resume(path)
+    saved = state.get("identity", {})
+    mine = {k: getattr(args, k) for k in IDENTITY_KEYS}
+    diff = {k: (saved.get(k), mine[k]) for k in IDENTITY_KEYS if saved.get(k) != mine[k]}
+    if diff:
+        raise ValueError("resume file %s belongs to another run (%s); use a matching --save-dir or flags"
+                         % (path, ", ".join("%s: file %s vs now %s" % (k, a, b) for k, (a, b) in diff.items())))
+    if student is not None:
+        try:
+            student.load_state_dict(state["student"])
+        except RuntimeError as exc:
+            raise ValueError("resume file %s does not fit the student: %s" % (path, str(exc).splitlines()[0])) from exc
+    try:
+        method.load_state_dict(state["method"])
+    except RuntimeError as exc:
+        raise ValueError("resume file %s does not fit --kd-method %s: %s"
+                         % (path, args.kd_method, str(exc).splitlines()[0])) from exc
+    optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    rngs = state.get("rng") or []
+    rank = dist.get_rank() if is_dist() else 0
+    rng = rngs[rank] if rank < len(rngs) else None
+    return int(state["iteration"]), float(state.get("best_miou", 0.0)), rng

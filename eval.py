@@ -1,0 +1,166 @@
+"""Evaluate a segmentation checkpoint: whole/slide inference, multi-scale, flip, per-class table.
+
+    python eval.py --model deeplabv3 --backbone resnet18 --dataset citys --data data/cityscapes \
+        --pretrained work_dirs/run/kd_deeplabv3_resnet18_citys_best_model.pth
+    torchrun --nproc_per_node 8 eval.py ... --scales 0.75 1.0 1.25 --flip-eval
+
+Default protocol = CIRKD's: batch 1, full resolution, whole image, single scale, no flip.
+The protocol is printed next to every number and stored in the results JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import List, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from datasets import DatasetError, build_dataset, get_dataset_info, normalize_ignore_index
+from engine.cli import fail, make_parser
+from engine.build import DEFAULT_ROOTS, BuildError, build_network
+from utils.distributed import cleanup, init_distributed
+from utils.evaluation import evaluate
+from utils.visualize import colorize, denormalize, overlay, save_palette_png
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser("SegKD evaluation")
+    p.add_argument("--model", default="deeplabv3")
+    p.add_argument("--backbone", default="resnet18")
+    p.add_argument("--head-width", default=None)
+    p.add_argument("--pretrained", required=True, help="checkpoint to evaluate (plain state_dict or resume file)")
+    p.add_argument("--aux", dest="aux", action="store_true", default=None,
+                   help="build the aux head (default: on for ResNet, as the released checkpoints have it)")
+    p.add_argument("--no-aux", dest="aux", action="store_false")
+    p.add_argument("--dataset", default="citys")
+    p.add_argument("--data", default=None)
+    p.add_argument("--split", default="val")
+    p.add_argument("--ignore-label", "--ignore-index", dest="ignore_label", type=int, default=-1)
+    p.add_argument("--mode", choices=["whole", "slide"], default="whole")
+    p.add_argument("--crop-size", type=int, nargs=2, default=None, metavar=("H", "W"), help="slide window")
+    p.add_argument("--stride", type=int, nargs=2, default=None, metavar=("H", "W"), help="slide stride (default 2/3 crop)")
+    p.add_argument("--scales", type=float, nargs="+", default=[1.0])
+    p.add_argument("--flip-eval", action="store_true")
+    p.add_argument("--miou", choices=["present", "zero"], default="zero",
+                   help="mIoU over classes present in GT/prediction, or all classes with absent = 0 (CIRKD)")
+    p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--save-dir", default="work_dirs/eval")
+    p.add_argument("--save-pred", action="store_true", help="palette PNGs and overlays of every prediction")
+    p.add_argument("--labelids", action="store_true", help="Cityscapes: also write labelIds PNGs for the test server")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--local_rank", "--local-rank", dest="local_rank", type=int, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def protocol_text(args) -> str:
+    text = "%s, scales %s, flip %s" % (args.mode, ",".join("%g" % s for s in args.scales), "on" if args.flip_eval else "off")
+    if args.mode == "slide":
+        text += ", crop %dx%d stride %dx%d" % (tuple(args.crop_size) + tuple(args.stride))
+    return text + ", mIoU over %s" % ("present classes" if args.miou == "present" else "all classes (absent = 0)")
+
+
+class PredictionWriter:
+    def __init__(self, args, info) -> None:
+        self.args, self.info = args, info
+        self.to_label_id = getattr(info, "train_id_to_label_id", None)
+        if args.labelids and self.to_label_id is None:
+            raise BuildError("--labelids is for Cityscapes only (dataset %s has no labelId mapping)" % info.name)
+        os.makedirs(os.path.join(args.save_dir, "pred"), exist_ok=True)
+
+    def __call__(self, index, images, labels, pred, names) -> None:
+        stem = os.path.splitext(os.path.basename(str(names[0])))[0]
+        label = pred[0].cpu().numpy().astype(np.int64)
+        out = os.path.join(self.args.save_dir, "pred")
+        if self.args.save_pred:
+            save_palette_png(label, self.info.palette, os.path.join(out, stem + ".png"))
+            color = colorize(label, self.info.palette, -1)
+            rgb = denormalize(images[0].float().cpu().numpy())
+            from PIL import Image
+            Image.fromarray(overlay(rgb, color)).save(os.path.join(out, stem + "_overlay.jpg"))
+        if self.args.labelids:
+            lut = np.asarray(self.to_label_id, dtype=np.uint8)
+            from PIL import Image
+            Image.fromarray(lut[label]).save(os.path.join(out, stem + "_labelIds.png"))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (BuildError, DatasetError, ValueError, FileNotFoundError) as exc:
+        return fail(str(exc).splitlines()[0])
+
+
+def run(args) -> int:
+    info = get_dataset_info(args.dataset)
+    ignore_index = normalize_ignore_index(args.ignore_label)
+    dist_info = init_distributed(args.local_rank, args.device)
+    if args.aux is None:
+        args.aux = args.backbone.startswith("resnet")
+    if args.mode == "slide":
+        args.crop_size = args.crop_size or list(info.default_crop)
+        args.stride = args.stride or [max(1, c * 2 // 3) for c in args.crop_size]
+    root = args.data or DEFAULT_ROOTS.get(info.name, "data/" + info.name)
+    if not os.path.isdir(root):
+        raise BuildError("dataset root %s does not exist; pass --data DIR (see data/README.md)" % root)
+    model = build_network(args.model, args.backbone, info.num_classes, args.aux, _weights_file(args),
+                          head_width=args.head_width, role="model").to(dist_info.device).eval()
+    dataset = build_dataset(info.name, root, split=args.split, mode="val", ignore_index=ignore_index)
+    mine = list(range(dist_info.rank, len(dataset), dist_info.world_size))
+    loader = DataLoader(Subset(dataset, mine), batch_size=1, shuffle=False, num_workers=args.workers)
+    writer = PredictionWriter(args, info) if (args.save_pred or args.labelids) else None
+    metric = evaluate(model, loader, info.num_classes, ignore_index, dist_info.device, mode=args.mode,
+                      scales=args.scales, flip=args.flip_eval, crop=tuple(args.crop_size or (0, 0)),
+                      stride=tuple(args.stride or (0, 0)), amp=args.amp, on_image=writer,
+                      progress=dist_info.is_main and not args.no_progress)
+    scores = metric.get(absent=args.miou)
+    if dist_info.is_main:
+        report(args, info, scores, len(dataset))
+    cleanup()
+    return 0
+
+
+def _weights_file(args) -> str:
+    """A resume file holds the student under 'student'; write it out as plain weights once."""
+    path = args.pretrained
+    if not os.path.isfile(path):
+        raise BuildError("--pretrained %s does not exist" % path)
+    if path.endswith("_resume.pth"):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        os.makedirs(args.save_dir, exist_ok=True)
+        plain = os.path.join(args.save_dir, "weights_from_resume.pth")
+        torch.save(state["student"], plain)
+        return plain
+    return path
+
+
+def report(args, info, scores, num_images: int) -> None:
+    protocol = protocol_text(args)
+    iou = [float(x) for x in scores["IoU"]]
+    acc = [float(x) for x in scores["acc"]] if "acc" in scores else [float("nan")] * len(iou)
+    print("\n%-24s %8s %8s" % ("class", "IoU", "acc"))
+    for name, i, a in zip(info.class_names, iou, acc):
+        print("%-24s %8.2f %8.2f" % (name, 100 * i, 100 * a))
+    print("\n%s %s/%s on %s %s (%d images): pixAcc %.2f  mIoU %.2f  [%s]"
+          % (args.pretrained, args.model, args.backbone, info.name, args.split, num_images,
+             100 * float(scores["pixAcc"]), 100 * float(scores["mIoU"]), protocol))
+    os.makedirs(args.save_dir, exist_ok=True)
+    result = {"checkpoint": args.pretrained, "model": args.model, "backbone": args.backbone,
+              "dataset": info.name, "split": args.split, "images": num_images, "protocol": protocol,
+              "pixAcc": float(scores["pixAcc"]), "mIoU": float(scores["mIoU"]),
+              "per_class_IoU": dict(zip(info.class_names, iou))}
+    path = os.path.join(args.save_dir, "results.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(path + ".tmp", path)
+    print("results written to %s" % path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Glue between our models and the architecture-parity cases (tests/data/parity/*.pt).
+
+Public API:
+    PARITY_DIR                                   folder of the case files
+    load_parity_case(path) -> dict
+    build_parity_model(case) -> nn.Module        get_segmentation_model(case["model"],
+        case["backbone"], num_class=case["num_class"], aux=case["aux"], **builder_kwargs) where
+        builder_kwargs are the case's (the official builder's) keyword arguments minus the four
+        above, with "nn.BatchNorm2d"-style norm_layer strings turned into classes
+    conv_specs(model) -> list                    every Conv2d as the cases' conv_specs tuple
+    run_parity_case(case, f64=False) -> dict     check_case's report {"ok", "failures", "warnings"}
+
+tests/parity_ref/check.py and fill.py are unchanged copies of the reference harness
+(/work/shared/parity); check_case fills the model with deterministic weights, runs it in eval
+and train mode and compares with the stored official numbers.
+"""
+import importlib.util
+import os
+from typing import Any, Dict, List
+
+import torch
+from torch import nn
+
+from models import get_segmentation_model
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PARITY_DIR = os.path.join(HERE, "data", "parity")
+_REF_DIR = os.path.join(HERE, "parity_ref")
+_NORM_LAYERS = {"nn.BatchNorm2d": nn.BatchNorm2d, "BatchNorm2d": nn.BatchNorm2d,
+                "nn.SyncBatchNorm": nn.SyncBatchNorm, "SyncBatchNorm": nn.SyncBatchNorm}
+_CASE_FIELDS = ("model", "backbone", "num_class", "aux")
+
+
+def _reference_check():
+    spec = importlib.util.spec_from_file_location("segkd_parity_ref_check", os.path.join(_REF_DIR, "check.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_parity_case(path: str) -> Dict[str, Any]:
+    # the case files are plain containers (dicts, lists, tensors, strings), no code objects
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def build_parity_model(case: Dict[str, Any]) -> nn.Module:
+    kwargs = {k: v for k, v in dict(case.get("builder_kwargs") or {}).items() if k not in _CASE_FIELDS}
+    norm = kwargs.get("norm_layer")
+    if isinstance(norm, str):
+        if norm not in _NORM_LAYERS:
+            raise ValueError("parity case names an unknown norm_layer %r" % norm)
+        kwargs["norm_layer"] = _NORM_LAYERS[norm]
+    return get_segmentation_model(case["model"], case["backbone"], num_class=case["num_class"],
+                                  aux=case["aux"], **kwargs)
+
+
+def conv_specs(model: nn.Module) -> List[tuple]:
+    return [(name, m.in_channels, m.out_channels, tuple(m.kernel_size), tuple(m.stride),
+             tuple(m.padding), tuple(m.dilation), m.groups, m.bias is not None)
+            for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+
+
+def run_parity_case(case: Dict[str, Any], f64: bool = False) -> Dict[str, Any]:
+    model = build_parity_model(case)
+    return _reference_check().check_case(model, case, f64=f64)

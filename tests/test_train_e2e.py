@@ -1,0 +1,89 @@
+"""train_kd.py and eval.py end to end on tiny synthetic Cityscapes-format data (CPU)."""
+import json
+import os
+
+import pytest
+import torch
+
+from e2e_common import TINY, assert_same_weights, evaluate, make_citys, run_cli, student_weights, train
+
+STUDENT = "deeplabv3_resnet18_citys"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_citys(str(tmp_path_factory.mktemp("citys")))
+
+
+def common(data, save_dir, *extra):
+    return TINY + ["--data", data, "--save-dir", str(save_dir), "--student-model", "deeplabv3",
+                   "--student-backbone", "resnet18"] + list(extra)
+
+
+def test_plain_training_and_eval(data, tmp_path):
+    assert train(common(data, tmp_path, "--kd-method", "none", "--max-iterations", "3",
+                        "--val-per-iters", "3")) == 0
+    for name in (STUDENT + ".pth", STUDENT + "_best_model.pth", STUDENT + "_resume.pth"):
+        assert os.path.isfile(tmp_path / name), name
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path))
+    log = open(next(tmp_path.glob("*_log.txt"))).read()
+    assert "val @ 3" in log and "task" in log
+    out = tmp_path / "eval"
+    assert evaluate(["--model", "deeplabv3", "--backbone", "resnet18", "--dataset", "citys", "--data", data,
+                     "--pretrained", str(tmp_path / (STUDENT + "_best_model.pth")), "--save-dir", str(out),
+                     "--save-pred", "--labelids", "--no-progress", "--workers", "0"]) == 0
+    result = json.load(open(out / "results.json"))
+    assert 0.0 <= result["mIoU"] <= 1.0 and "whole" in result["protocol"]
+    assert any(f.endswith("_overlay.jpg") for f in os.listdir(out / "pred"))
+    assert any(f.endswith("_labelIds.png") for f in os.listdir(out / "pred"))
+
+
+def test_kd_with_teacher_checkpoint(data, tmp_path):
+    teacher_dir = tmp_path / "teacher"
+    assert train(common(data, teacher_dir, "--kd-method", "none", "--max-iterations", "1", "--skip-val")) == 0
+    teacher = teacher_dir / (STUDENT + ".pth")
+    assert train(common(data, tmp_path / "kd", "--kd-method", "kd", "--max-iterations", "2",
+                        "--teacher-model", "deeplabv3", "--teacher-backbone", "resnet18",
+                        "--teacher-pretrained", str(teacher), "--val-per-iters", "2")) == 0
+    assert (tmp_path / "kd" / ("kd_" + STUDENT + "_best_model.pth")).is_file()
+    log = open(next((tmp_path / "kd").glob("*_log.txt"))).read()
+    assert " kd " in log
+
+
+def test_kill_and_resume_matches_uninterrupted(data, tmp_path):
+    args = ["--kd-method", "none", "--max-iterations", "4", "--save-per-iters", "2", "--skip-val"]
+    assert train(common(data, tmp_path / "full", *args)) == 0
+    assert train(common(data, tmp_path / "cut", *args, "--stop-at-iteration", "2")) == 0
+    assert train(common(data, tmp_path / "cut", *args, "--resume", "auto")) == 0
+    full = student_weights(tmp_path / "full", STUDENT + ".pth")
+    resumed = student_weights(tmp_path / "cut", STUDENT + ".pth")
+    assert_same_weights(full, resumed)
+    state = torch.load(tmp_path / "cut" / (STUDENT + "_resume.pth"), weights_only=True)
+    assert state["iteration"] == 4
+
+
+def test_bf16_autocast_and_accumulation_run(data, tmp_path):
+    assert train(common(data, tmp_path, "--kd-method", "none", "--max-iterations", "2", "--skip-val",
+                        "--amp", "bf16", "--accum-steps", "2", "--channels-last")) == 0
+    weights = student_weights(tmp_path, STUDENT + ".pth")
+    assert all(torch.isfinite(v.float()).all() for v in weights.values())
+
+
+def test_ddp_two_processes_match_one(data, tmp_path):
+    args = common(data, "X", "--kd-method", "none", "--max-iterations", "2", "--skip-val",
+                  "--ce-reduction", "global", "--disable-dropout", "--device", "cpu")
+    one = [a if a != "X" else str(tmp_path / "one") for a in args]
+    two = [a if a != "X" else str(tmp_path / "two") for a in args]
+    assert train(one) == 0
+    code, out, err = run_cli("torch.distributed.run", ["--nproc_per_node", "2", "--master_port", "29517",
+                                                       "train_kd.py"] + two, timeout=600)
+    assert code == 0, err[-3000:]
+    assert_same_weights(student_weights(tmp_path / "one", STUDENT + ".pth"),
+                        student_weights(tmp_path / "two", STUDENT + ".pth"), atol=2e-5, rtol=1e-4)
+
+
+def test_legacy_launcher_flags_parse():
+    import train_kd
+    assert train_kd.parse_args(["--local_rank", "3"]).local_rank == 3
+    assert train_kd.parse_args(["--local-rank=1"]).local_rank == 1
+    assert train_kd.parse_args(["--ignore-label", "255"]).ignore_index == -1

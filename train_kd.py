@@ -1,0 +1,151 @@
+"""SegKD's one training script: plain training, offline, teacher-free and multi-teacher distillation.
+
+    python train_kd.py --kd-method none ...                      # one CPU/GPU process
+    torchrun --nproc_per_node 8 train_kd.py --kd-method af_dcd ...
+    python -m torch.distributed.launch --nproc_per_node 8 train_kd.py ...   # legacy launcher
+
+Methods plug in through the ``losses/`` registry (``--kd-method NAME``, ``a+b`` to combine); the
+loop itself knows nothing method-specific. The flags are those of the CIRKD/Af-DCD scripts.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+import torch
+
+import losses
+from datasets import get_dataset_info, normalize_ignore_index
+from engine.cli import fail, make_parser
+from engine.trainer import Trainer, TrainingError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser("SegKD: knowledge distillation for semantic segmentation")
+    g = p.add_argument_group("models")
+    g.add_argument("--student-model", default="deeplabv3")
+    g.add_argument("--student-backbone", default="resnet18")
+    g.add_argument("--student-pretrained-base", default="None", help="ImageNet backbone file (CSAIL layout) or None")
+    g.add_argument("--student-pretrained", default="None", help="whole-student checkpoint to start from, or None")
+    g.add_argument("--student-head-width", default=None, help="head width: int, 'afdcd' (default) or 'cirkd_v2'")
+    g.add_argument("--teacher-model", default="deeplabv3")
+    g.add_argument("--teacher-backbone", default="resnet101")
+    g.add_argument("--teacher-pretrained", default="None", help="teacher checkpoint (required when the method uses a teacher)")
+    g.add_argument("--teacher-head-width", default=None)
+    g.add_argument("--teacher2-model", default=None, help="second teacher (two-teacher methods)")
+    g.add_argument("--teacher2-backbone", default=None)
+    g.add_argument("--teacher2-pretrained", default="None")
+    g.add_argument("--allow-random-teacher", action="store_true",
+                   help="run without a teacher checkpoint (smoke tests only: a random teacher teaches nothing)")
+    g.add_argument("--aux", dest="aux", action="store_true", default=None,
+                   help="student aux head (default: on for ResNet, off for MobileNet, as CIRKD)")
+    g.add_argument("--no-aux", dest="aux", action="store_false")
+    g.add_argument("--aux-weight", type=float, default=0.4)
+
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="citys")
+    g.add_argument("--data", default=None, help="dataset root (default data/<dataset folder>)")
+    g.add_argument("--train-split", default="train")
+    g.add_argument("--val-split", default="val")
+    g.add_argument("--crop-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="training crop (default: the dataset's CIRKD crop)")
+    g.add_argument("--ignore-label", "--ignore-index", dest="ignore_label", type=int, default=-1,
+                   help="ignore value in labels given to losses (-1 or 255; both mean 'ignore')")
+    g.add_argument("--workers", type=int, default=4)
+    g.add_argument("--on-bad-sample", choices=["raise", "skip"], default="raise",
+                   help="corrupt/mismatched training samples: stop, or skip and count them")
+
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--batch-size", type=int, default=16, help="GLOBAL batch (divided by the number of processes)")
+    g.add_argument("--max-iterations", type=int, default=40000)
+    g.add_argument("--lr", type=float, default=0.02)
+    g.add_argument("--lr-min", type=float, default=0.0, help="poly floor: lr = min + (lr - min)(1 - t)^power")
+    g.add_argument("--power", type=float, default=0.9)
+    g.add_argument("--momentum", type=float, default=0.9)
+    g.add_argument("--weight-decay", type=float, default=1e-4)
+    g.add_argument("--accum-steps", type=int, default=1, help="micro-batches per optimizer step")
+    g.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none")
+    g.add_argument("--channels-last", action="store_true")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--deterministic", action="store_true")
+    g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    g.add_argument("--ce-reduction", choices=["rank", "global"], default="rank",
+                   help="CE mean per process (official) or over the global batch's valid pixels")
+    g.add_argument("--disable-dropout", action="store_true",
+                   help="dropout off in the student (exactness checks, e.g. 1 vs N processes)")
+
+    g = p.add_argument_group("distillation")
+    g.add_argument("--kd-method", default="none",
+                   help="one of: %s; combine with '+'" % ", ".join(losses.available_methods()))
+    losses.add_method_args(p)
+
+    g = p.add_argument_group("logging and checkpoints")
+    g.add_argument("--save-dir", default="work_dirs/run")
+    g.add_argument("--log-dir", default=None, help="text log and TensorBoard (default: --save-dir)")
+    g.add_argument("--log-iter", type=int, default=10)
+    g.add_argument("--val-per-iters", type=int, default=800)
+    g.add_argument("--save-per-iters", type=int, default=800)
+    g.add_argument("--skip-val", action="store_true")
+    g.add_argument("--val-miou", choices=["present", "zero"], default="zero",
+                   help="mIoU over classes present in GT/prediction, or all classes with absent = 0 (CIRKD)")
+    g.add_argument("--vis-images", type=int, default=3, help="validation pictures sent to TensorBoard")
+    g.add_argument("--resume", default=None, help="resume file, or 'auto' for this run's latest")
+    g.add_argument("--stop-at-iteration", type=int, default=None,
+                   help="stop after this iteration as if killed (to test resuming)")
+    g.add_argument("--no-progress", action="store_true", help="no tqdm bar (logs only)")
+    g.add_argument("--local_rank", "--local-rank", dest="local_rank", type=int, default=None,
+                   help=argparse.SUPPRESS)
+    return p
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        losses.method_classes(args.kd_method)
+    except KeyError as exc:
+        parser.error(str(exc.args[0]))
+    try:
+        info = get_dataset_info(args.dataset)
+    except (KeyError, ValueError) as exc:
+        parser.error(str(exc.args[0]) if exc.args else str(exc))
+    args.dataset = info.name
+    args.num_classes = info.num_classes
+    args.ignore_index = normalize_ignore_index(args.ignore_label)
+    args.crop_size = list(args.crop_size or info.default_crop)
+    args.log_dir = args.log_dir or args.save_dir
+    if args.aux is None:
+        args.aux = args.student_backbone.startswith("resnet")
+    for flag in ("batch_size", "max_iterations", "accum_steps", "log_iter", "val_per_iters", "save_per_iters"):
+        if getattr(args, flag) < 1:
+            parser.error("--%s must be >= 1, got %d" % (flag.replace("_", "-"), getattr(args, flag)))
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if args.batch_size % world_size:
+        parser.error("--batch-size %d (global) is not divisible by the %d processes; use a multiple of %d"
+                     % (args.batch_size, world_size, world_size))
+    if (args.batch_size // world_size) % args.accum_steps:
+        parser.error("per-process batch %d is not divisible by --accum-steps %d"
+                     % (args.batch_size // world_size, args.accum_steps))
+    if args.amp == "fp16" and args.device == "cpu":
+        parser.error("--amp fp16 needs CUDA; use --amp bf16 on CPU")
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        Trainer(args).train()
+    except TrainingError as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint in %s is intact (resume with --resume auto)" % args.save_dir,
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    torch.multiprocessing.set_sharing_strategy("file_system")
+    sys.exit(main())

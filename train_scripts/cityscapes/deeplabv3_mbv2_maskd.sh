@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# cityscapes | teacher DeepLabV3-ResNet101 (78.07) | student DeepLabV3-MobileNetV2 | maskd
+# 8 GPUs x 2 images = global batch 16, 40000 iterations, crop 512x1024, SGD lr 0.02 poly 0.9, momentum 0.9
+# Published mIoU (val, whole image, single scale): 75.26
+# Stage 2 of MasKD: needs the tokens of stage 1 (train_scripts/cityscapes/maskd_tokens_stage1.sh).
+# Fewer GPUs: NPROC=2 bash train_scripts/cityscapes/deeplabv3_mbv2_maskd.sh (the batch stays global; add --accum-steps to save memory).
+# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+NPROC=${NPROC:-8}
+DATA=${DATA:-data/cityscapes}
+torchrun --nproc_per_node "$NPROC" train_kd.py \
+  --kd-method maskd \
+  --teacher-model deeplabv3 --teacher-backbone resnet101 --teacher-pretrained pretrained_ckpt/deeplabv3_resnet101_citys_best_model.pth \
+  --student-model deeplab_mobile --student-backbone mobilenetv2 --student-pretrained-base pretrained_ckpt/mobilenetv2-imagenet.pth \
+  --dataset citys --data "$DATA" --crop-size 512 1024 \
+  --batch-size 16 --max-iterations 40000 \
+  --lr 0.02 --lr-min 1e-4 --weight-decay 2e-4 \
+  --val-per-iters 400 --save-per-iters 400 \
+  --lambda-maskd 1.0 --pretrained-mask ${MASK_TOKENS:-work_dirs/maskd_tokens_citys/maskd_tokens_deeplabv3_resnet101_citys.pth} \
+  --save-dir work_dirs/citys_deeplabv3_mbv2_maskd --log-dir work_dirs/citys_deeplabv3_mbv2_maskd "$@"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# voc | teacher DeepLabV3-ResNet101 (77.67) | student PSPNet-ResNet18 | cirkd
+# 8 GPUs x 2 images = global batch 16, 40000 iterations, crop 512x512, SGD lr 0.02 poly 0.9, momentum 0.9
+# Published mIoU (val, whole image, single scale): 74.78
+# Fewer GPUs: NPROC=2 bash train_scripts/voc/psp_r18_cirkd.sh (the batch stays global; add --accum-steps to save memory).
+# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+NPROC=${NPROC:-8}
+DATA=${DATA:-data/VOCAugSeg}
+torchrun --nproc_per_node "$NPROC" train_kd.py \
+  --kd-method cirkd \
+  --teacher-model deeplabv3 --teacher-backbone resnet101 --teacher-pretrained pretrained_ckpt/deeplabv3_resnet101_voc_best_model.pth \
+  --student-model psp --student-backbone resnet18 --student-pretrained-base pretrained_ckpt/resnet18-imagenet.pth \
+  --dataset voc --data "$DATA" --crop-size 512 512 \
+  --batch-size 16 --max-iterations 40000 \
+  --lr 0.02 --weight-decay 1e-4 \
+  --val-per-iters 800 --save-per-iters 800 \
+  --lambda-kd 1.0 --lambda-minibatch-pixel 1.0 \
+  --lambda-memory-pixel 0.01 --lambda-memory-region 0.01 \
+  --save-dir work_dirs/voc_psp_r18_cirkd --log-dir work_dirs/voc_psp_r18_cirkd "$@"
