@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Subset
 
 from datasets import DatasetError, build_dataset, get_dataset_info, normalize_ignore_index
 from engine.cli import fail, make_parser
-from engine.build import DEFAULT_ROOTS, BuildError, build_network
+from engine.build import BuildError, build_network
 from utils.distributed import cleanup, init_distributed
 from utils.evaluation import evaluate
 from utils.visualize import colorize, denormalize, overlay, save_palette_png
@@ -106,7 +106,7 @@ def run(args) -> int:
     if args.mode == "slide":
         args.crop_size = args.crop_size or list(info.default_crop)
         args.stride = args.stride or [max(1, c * 2 // 3) for c in args.crop_size]
-    root = args.data or DEFAULT_ROOTS.get(info.name, "data/" + info.name)
+    root = args.data or info.default_root
     if not os.path.isdir(root):
         raise BuildError("dataset root %s does not exist; pass --data DIR (see data/README.md)" % root)
     model = build_network(args.model, args.backbone, info.num_classes, args.aux, _weights_file(args),

@@ -128,6 +128,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if (args.batch_size // world_size) % args.accum_steps:
         parser.error("per-process batch %d is not divisible by --accum-steps %d"
                      % (args.batch_size // world_size, args.accum_steps))
+    if world_size == 1 and args.batch_size // args.accum_steps < 2:
+        parser.error("a micro-batch of 1 image: BatchNorm in train mode needs >= 2 per step on one process "
+                     "(the pooled ASPP/PSP branches are 1x1); raise --batch-size or lower --accum-steps")
     if args.amp == "fp16" and args.device == "cpu":
         parser.error("--amp fp16 needs CUDA; use --amp bf16 on CPU")
     return args

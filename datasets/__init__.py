@@ -1,7 +1,8 @@
 """Datasets: six formats, one augmentation pipeline, an iteration sampler, synthetic data.
 
 Names (``--dataset``): ``citys`` (alias ``cityscapes``), ``voc`` (``pascal_voc``), ``ade20k``,
-``camvid``, ``coco_stuff_164k`` (``coco_stuff``), ``pascal_context`` (59 classes).
+``camvid``, ``coco_stuff_164k`` (``coco_stuff``; CIRKD's 182 classes), ``coco_stuff_171``
+(mmseg's 171-class mapping), ``pascal_context`` (59 classes).
 
 Ignore label: inside the framework every "do not train / do not score" pixel is **-1**
 (``IGNORE_INDEX``): VOC/COCO 255, CamVid 11, ADE20K and Pascal Context 0, Cityscapes void ids
@@ -19,14 +20,14 @@ from .ade20k import ADE20K
 from .base import IGNORE_INDEX, DatasetError, DatasetFormat, DatasetInfo, Sample, SegmentationDataset
 from .camvid import CamVid
 from .cityscapes import Cityscapes
-from .coco_stuff import CocoStuff164k
+from .coco_stuff import CocoStuff164k, CocoStuff171
 from .pascal_context import PascalContext59
 from .sampler import IterationSampler, collate
 from .voc import PascalVOC
 
 FORMATS: Dict[str, DatasetFormat] = {fmt.info.name: fmt for fmt in
                                      (Cityscapes(), PascalVOC(), ADE20K(), CamVid(), CocoStuff164k(),
-                                      PascalContext59())}
+                                      CocoStuff171(), PascalContext59())}
 DATASET_NAMES = list(FORMATS)
 _ALIASES = {alias: name for name, fmt in FORMATS.items() for alias in fmt.info.aliases}
 DATASET_INFO: Dict[str, DatasetInfo] = {name: fmt.info for name, fmt in FORMATS.items()}

@@ -20,9 +20,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .transforms import train_transform, val_transform
+from .transforms import IGNORE_INDEX, train_transform, val_transform
 
-IGNORE_INDEX = -1
 INVALID = -2            # lookup-table marker: this raw label value must not occur
 LOGGER = logging.getLogger("segkd.datasets")
 
@@ -40,6 +39,7 @@ class DatasetInfo:
     default_crop: Tuple[int, int]    # (H, W)
     default_root: str = ""
     aliases: Tuple[str, ...] = field(default_factory=tuple)
+    train_id_to_label_id: Optional[Tuple[int, ...]] = None   # Cityscapes test-server export
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ TRAIN_ID_TO_LABEL_ID = [7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27
 VOID_LABEL_IDS = [0, 1, 2, 3, 4, 5, 6, 9, 10, 14, 15, 16, 18, 29, 30]
 
 INFO = DatasetInfo(name="citys", num_classes=19, class_names=CLASS_NAMES, palette=PALETTE,
-                   default_crop=(512, 1024), default_root="data/cityscapes", aliases=("cityscapes",))
+                   default_crop=(512, 1024), default_root="data/cityscapes", aliases=("cityscapes",),
+                   train_id_to_label_id=tuple(TRAIN_ID_TO_LABEL_ID))
 
 
 class Cityscapes(DatasetFormat):

@@ -60,49 +60,59 @@ class Billboard:
 
 # -- people -------------------------------------------------------------------------------------
 def draw_person(scene: Scene, x: float, z: float, rng: np.random.Generator, label_id: int = PERSON,
-                hip: Tuple[float, float] = (0.0, 0.0), seated: bool = False, mirror: bool = False) -> None:
-    """Pedestrian (or rider when ``label_id=RIDER`` and ``seated``: hips at ``hip``, legs to the pedals)."""
+                pose: str = "", hip: Tuple[float, float] = (0.0, 0.0), mirror: bool = False) -> None:
+    """A person; ``pose``: 'walk' (side), 'front', 'ride_side' / 'ride_back' (hips at ``hip``).
+
+    Riders are drawn with ``label_id=RIDER``; pedestrians pick 'walk' or 'front' at random.
+    """
     b = Billboard(scene, x, z, mirror)
     height = rng.uniform(1.55, 1.95)
     top, legs, skin = jitter(rng, CLOTHES[rng.integers(len(CLOTHES))], 20), \
         jitter(rng, CLOTHES[rng.integers(len(CLOTHES))], 20), SKIN[rng.integers(len(SKIN))]
-    side = rng.random() < 0.5 or seated
-    hu, hv = (hip if seated else (0.0, 0.48 * height))
-    leg_w = 0.07 * height
-    if seated:
+    pose = pose or ("walk" if rng.random() < 0.5 else "front")
+    riding = pose.startswith("ride")
+    hu, hv = hip if riding else (0.0, 0.48 * height)
+    leg_w = 0.14 * height
+    if pose == "ride_side":
         b.segments([((hu, hv), (hu + 0.25, hv - 0.35)), ((hu + 0.25, hv - 0.35), (hu + 0.1, hv - 0.75))],
-                   leg_w * 2, legs, label_id)
-    elif side:
+                   leg_w, legs, label_id)
+    elif pose == "walk":
         stride = rng.uniform(-0.25, 0.25)
-        b.segments([((hu, hv), (hu + stride, 0.04)), ((hu, hv), (hu - stride, 0.04))], leg_w * 2, legs, label_id)
-    else:
-        b.rect(hu - 0.16, 0.0, hu - 0.02, hv, legs, label_id)
-        b.rect(hu + 0.02, 0.0, hu + 0.16, hv, legs, label_id)
-    lean = 0.18 if seated else 0.0
+        b.segments([((hu, hv), (hu + stride, 0.04)), ((hu, hv), (hu - stride, 0.04))], leg_w, legs, label_id)
+    else:                                                    # 'front' / 'ride_back': legs apart
+        foot = max(0.0, hv - 0.75) if riding else 0.0
+        b.rect(hu - 0.2, foot, hu - 0.04, hv, legs, label_id)
+        b.rect(hu + 0.04, foot, hu + 0.2, hv, legs, label_id)
+    lean = 0.18 if pose == "ride_side" else 0.0
     shoulder_v = hv + 0.34 * height
-    width = 0.2 if side else 0.24
+    width = 0.2 if pose in ("walk", "ride_side") else 0.24
     b.poly([(hu - width, hv), (hu + width, hv), (hu + width * 0.95 + lean, shoulder_v),
             (hu - width * 0.9 + lean, shoulder_v)], top, label_id)
-    arm_end = (hu + lean + 0.35, shoulder_v - 0.25) if seated else (hu + rng.uniform(-0.15, 0.15), hv - 0.02)
-    b.segments([((hu + lean, shoulder_v - 0.05), arm_end)], 0.09, dark(top, 0.9), label_id)
+    if pose == "ride_side":
+        arms = [((hu + lean, shoulder_v - 0.05), (hu + lean + 0.35, shoulder_v - 0.25))]
+    elif pose == "walk":
+        arms = [((hu, shoulder_v - 0.05), (hu + rng.uniform(-0.15, 0.15), hv - 0.02))]
+    else:
+        arms = [((hu + sign * width, shoulder_v - 0.05), (hu + sign * (width + 0.08), hv + (0.2 if riding else 0.0)))
+                for sign in (-1, 1)]
+    b.segments(arms, 0.09, dark(top, 0.9), label_id)
     b.circle(hu + lean, shoulder_v + 0.13, 0.12, skin, label_id)
-    if rng.random() < 0.4 or label_id == RIDER and rng.random() < 0.5:   # hair / helmet / hat
+    if rng.random() < (0.7 if riding else 0.4):                              # hair / helmet / hat
         b.poly([(hu + lean - 0.13, shoulder_v + 0.14), (hu + lean + 0.13, shoulder_v + 0.14),
                 (hu + lean + 0.1, shoulder_v + 0.27), (hu + lean - 0.1, shoulder_v + 0.27)],
                jitter(rng, CLOTHES[rng.integers(len(CLOTHES))], 20), label_id)
-    if not seated and rng.random() < 0.25:                                   # bag
+    if not riding and rng.random() < 0.25:                                   # bag
         b.rect(hu + 0.18, hv - 0.1, hu + 0.42, hv + 0.25, jitter(rng, (40, 60, 90), 20), label_id)
 
 
 def draw_two_wheeler(scene: Scene, x: float, z: float, rng: np.random.Generator, motor: bool) -> None:
-    """Bicycle or motorcycle seen from the side or from behind, with a rider on it (usually)."""
+    """Bicycle or motorcycle seen from the side or from behind, usually with a rider on it."""
     label_id = MOTORCYCLE if motor else BICYCLE
-    side_view = rng.random() < 0.65
     mirror = rng.random() < 0.5
     b = Billboard(scene, x, z, mirror)
     frame = jitter(rng, VEHICLE_COLORS[rng.integers(len(VEHICLE_COLORS))], 25)
     ridden = rng.random() < 0.85
-    if side_view:
+    if rng.random() < 0.65:                                  # side view: bike first, rider on top
         radius, base = (0.31, 0.75) if motor else (0.34, 0.55)
         for u in (-base, base):
             b.circle(u, radius, radius - 0.03, (25, 25, 25), label_id, 0.1 if motor else 0.035)
@@ -110,25 +120,25 @@ def draw_two_wheeler(scene: Scene, x: float, z: float, rng: np.random.Generator,
             b.poly([(-0.55, 0.35), (0.35, 0.3), (0.55, 0.75), (0.15, 0.95), (-0.5, 0.85)], frame, label_id)
             b.rect(-0.25, 0.25, 0.25, 0.55, (60, 60, 65), label_id)
             b.segments([((0.5, 0.8), (0.75, radius)), ((0.5, 0.8), (0.45, 1.1))], 0.06, (90, 90, 90), label_id)
-            hip = (-0.2, 0.95)
         else:
             b.segments([((-base, radius), (-0.05, radius)), ((-0.05, radius), (-0.15, 0.9)),
                         ((-0.15, 0.9), (-base, radius)), ((-0.05, radius), (0.4, 0.85)),
                         ((-0.15, 0.85), (0.4, 0.85)), ((0.4, 0.85), (base, radius)), ((0.4, 0.85), (0.38, 1.0))],
                        0.045, frame, label_id)
             b.rect(-0.28, 0.92, -0.05, 0.97, (20, 20, 20), label_id)
-            hip = (-0.15, 0.97)
-    else:
-        tire = 0.12 if motor else 0.05
-        b.rect(-tire / 2, 0.0, tire / 2, 0.66, (25, 25, 25), label_id)
-        if motor:
-            b.rect(-0.35, 0.4, 0.35, 0.95, frame, label_id)
-            b.rect(-0.2, 0.55, -0.08, 0.62, (30, 30, 200), label_id)
-            b.rect(0.08, 0.55, 0.2, 0.62, (30, 30, 200), label_id)
-        b.segments([((-0.3, 1.0), (0.3, 1.0))], 0.04, (60, 60, 60), label_id)
-        hip = (0.0, 0.9)
+        if ridden:
+            draw_person(scene, x, z, rng, RIDER, "ride_side", (-0.2, 0.95) if motor else (-0.15, 0.97), mirror)
+        return
+    # seen from behind: handlebar and body behind the rider, rear wheel and light in front
+    b.segments([((-0.32, 1.05), (0.32, 1.05))], 0.05, (60, 60, 60), label_id)
+    if motor:
+        b.rect(-0.35, 0.4, 0.35, 0.95, frame, label_id)
     if ridden:
-        draw_person(scene, x, z, rng, RIDER, hip=hip, seated=True, mirror=mirror)
+        draw_person(scene, x, z, rng, RIDER, "ride_back", (0.0, 0.95 if motor else 0.9), mirror)
+    tire = 0.14 if motor else 0.06
+    b.rect(-tire / 2, 0.0, tire / 2, 0.66, (25, 25, 25), label_id)
+    b.rect(-0.1 - tire / 2, 0.62, 0.1 + tire / 2, 0.72, frame, label_id)            # mudguard / rack
+    b.rect(-0.05, 0.66, 0.05, 0.71, (30, 30, 210), label_id)                         # rear light
 
 
 # -- vehicles -----------------------------------------------------------------------------------

@@ -112,16 +112,18 @@ class Scene:
 
 def paint_sky_and_ground(scene: Scene) -> None:
     rng, h, w = scene.rng, scene.height, scene.width
-    rows = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
+    rows_sky = min(h, int(scene.ground_row(Z_FAR)) + 2)                # the ground polygon covers the rest
+    rows = np.linspace(0.0, 1.0, h, dtype=np.float32)[:rows_sky, None]
     top = np.array(jitter(rng, (200, 140, 90), 25), np.float32)        # BGR blue-ish
     low = np.array(jitter(rng, (235, 215, 200), 20), np.float32)
     if rng.random() < 0.25:                                            # overcast
         top = low = np.array(jitter(rng, (205, 200, 195), 15), np.float32)
     mix = np.clip(rows / max(scene.horizon / h, 0.05), 0, 1)
-    sky = top[None, :] * (1 - mix) + low[None, :] * mix                # (h, 3)
-    clouds = np.clip(smooth_noise(rng, h, w, w / 6.0) * 0.6 + smooth_noise(rng, h, w, w / 24.0) * 0.3, 0, None)
+    sky = top[None, :] * (1 - mix) + low[None, :] * mix                # (rows_sky, 3)
+    clouds = np.clip(smooth_noise(rng, rows_sky, w, w / 6.0) * 0.6 + smooth_noise(rng, rows_sky, w, w / 24.0) * 0.3,
+                     0, None)
     image = sky[:, None, :] + clouds[..., None] * rng.uniform(20, 60)
-    scene.image[:] = np.clip(image, 0, 255).astype(np.uint8)
+    scene.image[:rows_sky] = np.clip(image, 0, 255).astype(np.uint8)
     scene.label[:] = SKY
     ground = scene.project([-1e4, 1e4, 1e4, -1e4], [0, 0, 0, 0], [Z_FAR, Z_FAR, 1.0, 1.0])
     scene.polys([ground], jitter(rng, (60, 120, 110), 20), TERRAIN)
@@ -149,7 +151,8 @@ def paint_street(scene: Scene) -> dict:
     left, right = -rng.uniform(2.5, 7.5), rng.uniform(2.5, 7.5)
     walk_l, walk_r = rng.uniform(2.0, 4.5), rng.uniform(2.0, 4.5)
     z_near = 1.0
-    scene.polys([scene.ground_quad(left, right, z_near, Z_FAR)], jitter(rng, (95, 95, 95), 18), ROAD)
+    asphalt = rng.uniform(60, 130)
+    scene.polys([scene.ground_quad(left, right, z_near, Z_FAR)], jitter(rng, (asphalt,) * 3, 6), ROAD)
     mark = jitter(rng, (225, 225, 225), 10)
     # dashed centre / lane lines and solid edge lines (all road pixels)
     lane_xs = np.arange(left + 3.2, right - 1.5, 3.2)
@@ -191,13 +194,11 @@ def paint_street(scene: Scene) -> dict:
 def finish(scene: Scene) -> np.ndarray:
     """Textures per class, cast shadows, lighting, ego vehicle/border voids, blur and noise."""
     rng, h, w = scene.rng, scene.height, scene.width
-    image = scene.image.astype(np.float32)
     amps = TEXTURE_LUT[scene.label]                                    # (h, w, 3)
-    fine = rng.standard_normal((h, w)).astype(np.float32)
-    medium = smooth_noise(rng, h, w, max(2.0, w / 90.0))
-    coarse = smooth_noise(rng, h, w, w / 10.0)
-    gain = 1.0 + amps[..., 0] * fine + amps[..., 1] * medium + amps[..., 2] * coarse
-    image *= gain[..., None]
+    gain = amps[..., 0] * rng.standard_normal((h, w), dtype=np.float32)
+    gain += amps[..., 1] * smooth_noise(rng, h, w, max(2.0, w / 90.0))
+    gain += amps[..., 2] * smooth_noise(rng, h, w, w / 10.0)
+    gain += 1.0
     shadow = np.ones((h, w), np.float32)
     for _ in range(int(rng.integers(0, 4))):                           # building shadows across the street
         x0 = rng.uniform(-0.2, 1.0) * w
@@ -205,22 +206,26 @@ def finish(scene: Scene) -> np.ndarray:
         pts = np.array([[x0, y0], [x0 + rng.uniform(0.1, 0.6) * w, y0], [x0 + rng.uniform(0.3, 1.2) * w, h],
                         [x0 - rng.uniform(0.0, 0.5) * w, h]])
         cv2.fillPoly(shadow, [np.round(pts).astype(np.int32)], float(rng.uniform(0.45, 0.75)))
-    image *= shadow[..., None]
-    image *= np.array([rng.uniform(0.9, 1.1) for _ in range(3)], np.float32) * rng.uniform(0.6, 1.3)
-    image = 255.0 * np.power(np.clip(image / 255.0, 0, 1), rng.uniform(0.75, 1.3))
+    gain *= shadow
+    cast = np.array([rng.uniform(0.9, 1.1) for _ in range(3)], np.float32) * rng.uniform(0.6, 1.3)
+    image = scene.image.astype(np.float32)
+    image *= gain[..., None]
+    image *= cast
+    if rng.random() < 0.6:                                             # defocus / motion softness
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.2, 1.3) * max(w / 1024.0, 0.35))
+    image += (rng.standard_normal((h, w), dtype=np.float32) * np.float32(rng.uniform(1.0, 6.0)))[..., None]
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    gamma = rng.uniform(0.75, 1.3)
+    image = cv2.LUT(image, np.clip(255.0 * (np.arange(256) / 255.0) ** gamma, 0, 255).astype(np.uint8))
     if rng.random() < 0.5:                                             # ego-vehicle bonnet (void)
         cx, ry = w * rng.uniform(0.4, 0.6), h * rng.uniform(0.05, 0.12)
         mask = np.zeros((h, w), np.uint8)
         cv2.ellipse(mask, (int(cx), int(h + ry * 0.3)), (int(w * 0.75), int(ry)), 0, 180, 360, 1, -1)
-        image[mask > 0] = np.array(jitter(rng, (40, 40, 45), 15), np.float32)
+        image[mask > 0] = jitter(rng, (40, 40, 45), 15)
         scene.label[mask > 0] = EGO
     border = int(rng.integers(0, 3)) if rng.random() < 0.3 else 0      # rectification border (void)
     if border:
         for region in (np.s_[:border], np.s_[-border:], np.s_[:, :border], np.s_[:, -border:]):
             image[region] = 0
             scene.label[region] = BORDER
-    sigma = rng.uniform(0.2, 1.3) * max(w / 1024.0, 0.35)
-    if rng.random() < 0.6:
-        image = cv2.GaussianBlur(image, (0, 0), sigma)
-    image += rng.normal(0.0, rng.uniform(1.0, 6.0), image.shape).astype(np.float32)
-    return np.clip(image, 0, 255).astype(np.uint8)
+    return image

@@ -27,9 +27,9 @@ import numpy as np
 
 MEAN_BGR = np.array([104.00698793, 116.66876762, 122.67891434], np.float32)
 SCALES = tuple(0.5 + step / 10.0 for step in range(16))
-IGNORE_INDEX = -1
+IGNORE_INDEX = -1       # the framework's one ignore value (labels are mapped to it when read)
 
-cv2.setNumThreads(1)
+cv2.setNumThreads(1)    # as CIRKD: parallelism comes from DataLoader workers, cv2 threads only oversubscribe
 
 
 def draw_scale(rng: np.random.Generator) -> float:

@@ -10,18 +10,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 import losses
-from datasets import DatasetError, IterationSampler, build_dataset
+from datasets import DatasetError, IterationSampler, build_dataset, collate, get_dataset_info
 from models import CheckpointError, get_segmentation_model
 from utils.distributed import DistInfo
 
-DEFAULT_ROOTS = {
-    "citys": "data/cityscapes",
-    "voc": "data/VOCAugSeg",
-    "ade20k": "data/ADEChallengeData2016",
-    "camvid": "data/CamVid",
-    "coco_stuff_164k": "data/coco_stuff_164k",
-    "pascal_context": "data/VOCdevkit/VOC2010",
-}
 
 
 class BuildError(RuntimeError):
@@ -94,7 +86,7 @@ def build_method(args: argparse.Namespace, student: Optional[nn.Module], teacher
 
 
 def build_datasets(args: argparse.Namespace):
-    root = args.data or DEFAULT_ROOTS.get(args.dataset, "data/" + args.dataset)
+    root = args.data or get_dataset_info(args.dataset).default_root
     if not os.path.isdir(root):
         raise BuildError("dataset root %s does not exist; pass --data DIR (see data/README.md, or make "
                          "synthetic data with python -m datasets.synthetic)" % root)
@@ -120,11 +112,11 @@ def build_loaders(args: argparse.Namespace, dist_info: DistInfo, start_iteration
     loader_gen = torch.Generator().manual_seed(args.seed)
     pin = dist_info.device.type == "cuda"
     train_loader = DataLoader(train_set, batch_size=per_rank, sampler=sampler, num_workers=args.workers,
-                              pin_memory=pin, drop_last=False, generator=loader_gen,
+                              pin_memory=pin, drop_last=False, generator=loader_gen, collate_fn=collate,
                               persistent_workers=False)
     val_loader = None
     if val_set is not None:
         mine = list(range(dist_info.rank, len(val_set), dist_info.world_size))
         val_loader = DataLoader(Subset(val_set, mine), batch_size=1, shuffle=False,
-                                num_workers=min(args.workers, 2), pin_memory=pin)
+                                num_workers=min(args.workers, 2), pin_memory=pin, collate_fn=collate)
     return train_loader, val_loader

@@ -64,22 +64,32 @@ def test_kill_and_resume_matches_uninterrupted(data, tmp_path):
 
 def test_bf16_autocast_and_accumulation_run(data, tmp_path):
     assert train(common(data, tmp_path, "--kd-method", "none", "--max-iterations", "2", "--skip-val",
-                        "--amp", "bf16", "--accum-steps", "2", "--channels-last")) == 0
+                        "--amp", "bf16", "--batch-size", "4", "--accum-steps", "2", "--channels-last")) == 0
     weights = student_weights(tmp_path, STUDENT + ".pth")
     assert all(torch.isfinite(v.float()).all() for v in weights.values())
 
 
 def test_ddp_two_processes_match_one(data, tmp_path):
-    args = common(data, "X", "--kd-method", "none", "--max-iterations", "2", "--skip-val",
+    """2 gloo processes x 1 image == 1 process x 2 images (SyncBN, sampler split, global CE mean).
+
+    Train-mode BatchNorm on tiny maps is ill-conditioned (see PARITY.md), so float32 rounding is
+    amplified; the updates must agree to 1% (a missing SyncBN or a wrong data split gives tens of %).
+    """
+    args = common(data, "X", "--kd-method", "none", "--max-iterations", "1", "--skip-val",
                   "--ce-reduction", "global", "--disable-dropout", "--device", "cpu")
-    one = [a if a != "X" else str(tmp_path / "one") for a in args]
-    two = [a if a != "X" else str(tmp_path / "two") for a in args]
-    assert train(one) == 0
+    run = lambda name: [a if a != "X" else str(tmp_path / name) for a in args]  # noqa: E731
+    assert train(run("init") + ["--lr", "0"]) == 0
+    assert train(run("one")) == 0
     code, out, err = run_cli("torch.distributed.run", ["--nproc_per_node", "2", "--master_port", "29517",
-                                                       "train_kd.py"] + two, timeout=600)
+                                                       "train_kd.py"] + run("two"), timeout=600)
     assert code == 0, err[-3000:]
-    assert_same_weights(student_weights(tmp_path / "one", STUDENT + ".pth"),
-                        student_weights(tmp_path / "two", STUDENT + ".pth"), atol=2e-5, rtol=1e-4)
+    init, one, two = (student_weights(tmp_path / n, STUDENT + ".pth") for n in ("init", "one", "two"))
+    for k in init:
+        if init[k].is_floating_point() and "running" not in k:
+            step_one, step_two = (one[k] - init[k]).double(), (two[k] - init[k]).double()
+            assert float((step_one - step_two).norm()) <= 1e-2 * float(step_one.norm()) + 1e-8, k
+        elif not init[k].is_floating_point():
+            assert torch.equal(one[k], two[k]), k
 
 
 def test_legacy_launcher_flags_parse():

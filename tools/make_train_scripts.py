@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATASETS = {
     # name: (folder, crop, iterations, data root, teacher mIoU)
     "citys": ("cityscapes", (512, 1024), 40000, "data/cityscapes", "78.07"),
-    "voc": ("voc", (512, 512), 40000, "data/VOCAugSeg", "77.67"),
+    "voc": ("voc", (512, 512), 40000, "data/VOCdevkit/VOC2012", "77.67"),
     "camvid": ("camvid", (360, 360), 40000, "data/CamVid", "69.84"),
     "ade20k": ("ade20k", (512, 512), 40000, "data/ADEChallengeData2016", "42.70"),
     "coco_stuff_164k": ("coco_stuff_164k", (512, 512), 80000, "data/coco_stuff_164k", "38.71"),

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}
-DATA=${DATA:-data/VOCAugSeg}
+DATA=${DATA:-data/VOCdevkit/VOC2012}
 torchrun --nproc_per_node "$NPROC" train_kd.py \
   --kd-method bpkd \
   --teacher-model deeplabv3 --teacher-backbone resnet101 --teacher-pretrained pretrained_ckpt/deeplabv3_resnet101_voc_best_model.pth \

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}
-DATA=${DATA:-data/VOCAugSeg}
+DATA=${DATA:-data/VOCdevkit/VOC2012}
 torchrun --nproc_per_node "$NPROC" train_kd.py \
   --kd-method none \
   --student-model psp --student-backbone resnet18 --student-pretrained-base pretrained_ckpt/resnet18-imagenet.pth \

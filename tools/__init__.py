@@ -1,0 +1,1 @@
+"""User scripts (python -m tools.<name>)."""
