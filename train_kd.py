@@ -131,7 +131,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if world_size == 1 and args.batch_size // args.accum_steps < 2:
         parser.error("a micro-batch of 1 image: BatchNorm in train mode needs >= 2 per step on one process "
                      "(the pooled ASPP/PSP branches are 1x1); raise --batch-size or lower --accum-steps")
-    if args.amp == "fp16" and args.device == "cpu":
+    if args.amp == "fp16" and (args.device == "cpu" or not torch.cuda.is_available()):
         parser.error("--amp fp16 needs CUDA; use --amp bf16 on CPU")
     return args
 

@@ -21,6 +21,7 @@ tests can inject it.
 """
 from __future__ import annotations
 
+import abc
 import argparse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Type
@@ -95,7 +96,7 @@ def on_off(parser: argparse.ArgumentParser, name: str, default: Optional[bool], 
     group.add_argument("--no-" + name, dest=dest, action="store_false")
 
 
-class DistillMethod(nn.Module):
+class DistillMethod(nn.Module, metaclass=abc.ABCMeta):
     """Base class. Subclasses override the class attributes, ``add_args``, ``from_args``, ``forward``."""
 
     name: str = "?"
@@ -114,12 +115,14 @@ class DistillMethod(nn.Module):
         """Register the method's own flags (use ``add_flag``/``on_off``, defaults None where per-dataset)."""
 
     @classmethod
+    @abc.abstractmethod
     def from_args(cls, args: argparse.Namespace, student_info: ChannelInfo,
                   teacher_info: Optional[ChannelInfo]) -> "DistillMethod":
-        raise NotImplementedError("%s.from_args" % cls.__name__)
+        """Build the method from the parsed flags and the networks' channel counts."""
 
-    def forward(self, ctx: StepContext) -> Dict[str, Tensor]:  # noqa: D401
-        raise NotImplementedError("%s.forward" % type(self).__name__)
+    @abc.abstractmethod
+    def forward(self, ctx: StepContext) -> Dict[str, Tensor]:
+        """The method's weighted loss terms for one step."""
 
     def student_optimizer_parameters(self) -> Iterable[nn.Parameter]:
         """Parameters optimised together with the student (adapters, projectors)."""
@@ -167,6 +170,11 @@ class CombinedMethod(DistillMethod):
         if any(not m.trains_student or m.teacher_mode != "eval" for m in methods):
             raise ValueError("%s: methods with a special training mode cannot be combined" % self.name)
 
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, student_info: ChannelInfo,
+                  teacher_info: Optional[ChannelInfo]) -> "CombinedMethod":
+        return cls([c.from_args(args, student_info, teacher_info) for c in method_classes(args.kd_method)])
+
     def forward(self, ctx: StepContext) -> Dict[str, Tensor]:
         # A term name means one term computed from shared flags (e.g. "kd" from --lambda-kd and
         # --kd-temperature, bundled by most methods): the first part's value is kept, never summed twice.
@@ -201,8 +209,9 @@ def teachers_needed(args: argparse.Namespace) -> int:
 def build_method(args: argparse.Namespace, student_info: ChannelInfo,
                  teacher_info: Optional[ChannelInfo]) -> DistillMethod:
     classes = method_classes(args.kd_method)
-    methods = [c.from_args(args, student_info, teacher_info) for c in classes]
-    return methods[0] if len(methods) == 1 else CombinedMethod(methods)
+    if len(classes) == 1:
+        return classes[0].from_args(args, student_info, teacher_info)
+    return CombinedMethod.from_args(args, student_info, teacher_info)
 
 
 def zero_like_loss(ref: Tensor) -> Tensor:

@@ -80,3 +80,52 @@ def test_existing_run_is_not_overwritten(data, tmp_path):
 def test_eval_missing_checkpoint(data, tmp_path):
     code, _, err = run_cli("eval.py", ["--dataset", "citys", "--data", data, "--pretrained", str(tmp_path / "x.pth")])
     expect_error(code, err, "x.pth")
+
+
+def test_non_finite_loss_stops_naming_iteration_and_term(data, tmp_path):
+    import losses
+    from losses.base import _REGISTRY, DistillMethod, register
+
+    @register("nan_at_2")
+    class NanAtTwo(DistillMethod):
+        num_teachers = 0
+
+        @classmethod
+        def from_args(cls, args, student_info, teacher_info):
+            return cls()
+
+        def forward(self, ctx):
+            value = float("nan") if ctx.iteration >= 2 else 0.0
+            return {"boom": ctx.student.logits.sum() * 0 + value}
+
+    try:
+        code = train(base(data, tmp_path) + ["--kd-method", "nan_at_2", "--max-iterations", "3",
+                                             "--save-per-iters", "1"])
+    finally:
+        _REGISTRY.pop("nan_at_2")
+    assert code == 1
+    state = torch.load(tmp_path / ("kd_" + STUDENT + "_resume.pth"), weights_only=True)
+    assert state["iteration"] == 1          # the last good checkpoint is kept
+    assert "nan_at_2" not in losses.available_methods()
+
+
+def test_non_finite_message(data, tmp_path, capsys):
+    from losses.base import _REGISTRY, DistillMethod, register
+
+    @register("inf_at_1")
+    class InfAtOne(DistillMethod):
+        num_teachers = 0
+
+        @classmethod
+        def from_args(cls, args, student_info, teacher_info):
+            return cls()
+
+        def forward(self, ctx):
+            return {"blowup": ctx.student.logits.sum() * 0 + float("inf")}
+
+    try:
+        assert train(base(data, tmp_path) + ["--kd-method", "inf_at_1"]) == 1
+    finally:
+        _REGISTRY.pop("inf_at_1")
+    line = last_error_line(capsys.readouterr().err)
+    assert "iteration 1" in line and "'blowup'" in line and "non-finite" in line

@@ -39,8 +39,10 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from models.backbones import build_backbone
-from models.checkpoint import CheckpointError, load_state_file
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from models.backbones import build_backbone  # noqa: E402
+from models.checkpoint import CheckpointError, load_state_file  # noqa: E402
 
 StateDict = Dict[str, Tensor]
 LAYOUTS = ("csail_resnet", "csail_mobilenetv2", "torchvision_resnet", "torchvision_mobilenetv2",
