@@ -280,6 +280,9 @@ class Trainer:
         elapsed = time.time() - start_time
         eta = elapsed / max(done, 1) * (self.args.max_iterations - iteration)
         text = " ".join("%s %.4g" % (k, v) for k, v in values.items())
+        skipped = getattr(self.train_loader.dataset, "skipped", 0)
+        if skipped:
+            text += " | skipped %d bad samples (--on-bad-sample skip)" % skipped
         self.logger.info("iter %d/%d | %s | %.2f it/s | eta %s", iteration, self.args.max_iterations, text,
                          done / max(elapsed, 1e-9), time.strftime("%H:%M:%S", time.gmtime(eta)))
         self.board.scalars({("lr" if k == "lr" else "loss/" + k): v for k, v in values.items()}, iteration)
