@@ -30,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--student-pretrained-base", default="None", help="ImageNet backbone file (CSAIL layout) or None")
     g.add_argument("--student-pretrained", default="None", help="whole-student checkpoint to start from, or None")
     g.add_argument("--student-head-width", default=None, help="head width: int, 'afdcd' (default) or 'cirkd_v2'")
-    g.add_argument("--teacher-model", default="deeplabv3")
-    g.add_argument("--teacher-backbone", default="resnet101")
+    g.add_argument("--teacher-model", default=None,
+                   help="default deeplabv3 (the student's model for a self-teacher such as Tf-KD self)")
+    g.add_argument("--teacher-backbone", default=None, help="default resnet101 (or the student's, as above)")
     g.add_argument("--teacher-pretrained", default="None", help="teacher checkpoint (required when the method uses a teacher)")
     g.add_argument("--teacher-head-width", default=None)
     g.add_argument("--teacher2-model", default=None, help="second teacher (two-teacher methods)")
@@ -105,8 +106,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     try:
         losses.method_classes(args.kd_method)
-    except KeyError as exc:
+        self_teacher = losses.teacher_is_student(args)
+        losses.teachers_needed(args)
+    except (KeyError, ValueError) as exc:
         parser.error(str(exc.args[0]))
+    if self_teacher:
+        args.teacher_model = args.teacher_model or args.student_model
+        args.teacher_backbone = args.teacher_backbone or args.student_backbone
+        if (args.teacher_model, args.teacher_backbone) != (args.student_model, args.student_backbone):
+            parser.error("--kd-method %s distills from a trained copy of the student: --teacher-model/--teacher-"
+                         "backbone must equal the student's (%s/%s)" % (args.kd_method, args.student_model,
+                                                                        args.student_backbone))
+    args.teacher_model = args.teacher_model or "deeplabv3"
+    args.teacher_backbone = args.teacher_backbone or "resnet101"
     try:
         info = get_dataset_info(args.dataset)
     except (KeyError, ValueError) as exc:

@@ -7,7 +7,7 @@ import importlib
 import pkgutil
 
 from .base import (ChannelInfo, CombinedMethod, DistillMethod, StepContext, add_flag,  # noqa: F401
-                   available_methods, build_method, get_method_class, method_classes, on_off, teachers_needed,
+                   available_methods, build_method, get_method_class, method_classes, on_off, teacher_is_student, teachers_needed,
                    pick, register)
 from .task import SegCrossEntropyLoss, task_loss  # noqa: F401
 

@@ -111,6 +111,11 @@ class DistillMethod(nn.Module, metaclass=abc.ABCMeta):
         return cls.num_teachers
 
     @classmethod
+    def teacher_is_student(cls, args: argparse.Namespace) -> bool:
+        """True when the teacher must be a trained copy of the student's architecture (Tf-KD self)."""
+        return False
+
+    @classmethod
     def add_args(cls, parser: argparse.ArgumentParser) -> None:
         """Register the method's own flags (use ``add_flag``/``on_off``, defaults None where per-dataset)."""
 
@@ -204,6 +209,10 @@ def method_classes(spec: str) -> List[Type[DistillMethod]]:
 
 def teachers_needed(args: argparse.Namespace) -> int:
     return max(c.teachers_needed(args) for c in method_classes(args.kd_method))
+
+
+def teacher_is_student(args: argparse.Namespace) -> bool:
+    return any(c.teacher_is_student(args) for c in method_classes(args.kd_method))
 
 
 def build_method(args: argparse.Namespace, student_info: ChannelInfo,

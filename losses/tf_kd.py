@@ -153,6 +153,10 @@ class TfKD(DistillMethod):
         return 1 if cls.variant_from_args(args) == "self" else 0
 
     @classmethod
+    def teacher_is_student(cls, args: argparse.Namespace) -> bool:
+        return cls.variant_from_args(args) == "self"
+
+    @classmethod
     def add_args(cls, parser: argparse.ArgumentParser) -> None:
         add_flag(parser, "--tf-kd-variant", choices=VARIANTS, default=None,
                  help="self: a trained copy of the student is the teacher; reg: virtual teacher (default reg)")

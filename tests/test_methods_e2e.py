@@ -100,8 +100,7 @@ def test_maskd_two_stages(setup, tmp_path):
 def test_tf_kd_self_uses_a_trained_student_as_teacher(setup, tmp_path):
     data, teacher = setup   # the "teacher" checkpoint is a DeepLabV3-ResNet18: the student's own architecture
     argv = TINY + ["--data", data, "--save-dir", str(tmp_path), "--kd-method", "tf_kd_self", "--crop-size", "128",
-                   "128", "--max-iterations", "2", "--skip-val", "--teacher-model", "deeplabv3",
-                   "--teacher-backbone", "resnet18", "--teacher-pretrained", teacher]
+                   "128", "--max-iterations", "2", "--skip-val", "--teacher-pretrained", teacher]
     assert train(argv) == 0
     log = log_text(tmp_path)
     assert "tf_kd" in log and "teachers ['deeplabv3/resnet18']" in log

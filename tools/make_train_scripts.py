@@ -94,7 +94,8 @@ def schedule_flags(method: str, student: str) -> List[str]:
 
 HEADER_NOTES = {
     "tf_kd": "Tf-KD published no segmentation hyper-parameters; the card's ResNet18 CIFAR row is used\n"
-             "# (reg: alpha 0.1, T 20, multiplier 100) as a starting point, not a tuned setting.",
+             "# (reg: alpha 0.1, T 20, multiplier 100) as a starting point, not a tuned setting. Self variant:\n"
+             "# --tf-kd-variant self --teacher-pretrained <this dataset's deeplabv3_r18_none best_model.pth>.",
     "sad": "SAD's official code has no loss for segmentation; gamma 0.1 (ENet-SAD), switched on at 2/3 of\n"
            "# the iterations, attention on c1..c4 (the card's recommendation); not tuned for this task.",
     "tf_fd": "Tf-FD released CIFAR code only; lambda_inter 5e-4 and lambda_intra 8e-4 are its train_kd.py values,\n"

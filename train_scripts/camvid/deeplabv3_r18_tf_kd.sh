@@ -3,7 +3,8 @@
 # 8 GPUs x 2 images = global batch 16, 40000 iterations, crop 360x360, SGD lr 0.02 poly 0.9, momentum 0.9
 # Published mIoU (val, whole image, single scale): 66.14
 # Tf-KD published no segmentation hyper-parameters; the card's ResNet18 CIFAR row is used
-# (reg: alpha 0.1, T 20, multiplier 100) as a starting point, not a tuned setting.
+# (reg: alpha 0.1, T 20, multiplier 100) as a starting point, not a tuned setting. Self variant:
+# --tf-kd-variant self --teacher-pretrained <this dataset's deeplabv3_r18_none best_model.pth>.
 # Fewer GPUs: NPROC=2 bash train_scripts/camvid/deeplabv3_r18_tf_kd.sh (the batch stays global; add --accum-steps to save memory).
 # Extra flags are passed on to train_kd.py, e.g. --resume auto.
 set -euo pipefail
