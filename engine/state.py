@@ -31,10 +31,13 @@ class RunFiles:
         else:
             model, backbone = args.teacher_model, args.teacher_backbone
             prefix = args.kd_method
-        name = lambda f: os.path.join(self.save_dir, f(model, backbone, args.dataset, prefix).lstrip("_"))  # noqa: E731
-        self.student = name(student_filename)
-        self.best = name(best_filename)
-        self.resume = name(resume_filename)
+
+        def path(filename_of) -> str:
+            return os.path.join(self.save_dir, filename_of(model, backbone, args.dataset, prefix).lstrip("_"))
+
+        self.student = path(student_filename)
+        self.best = path(best_filename)
+        self.resume = path(resume_filename)
         self.last_saved: Optional[str] = None
         self.improved = False
 

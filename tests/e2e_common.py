@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from typing import List, Tuple
@@ -38,6 +39,12 @@ def run_cli(script: str, argv: List[str], env=None, timeout: int = 300) -> Tuple
     proc = subprocess.run([sys.executable] + ([script] if script.endswith(".py") else ["-m", script]) + argv,
                           cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def student_weights(save_dir: str, name: str) -> dict:

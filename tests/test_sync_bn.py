@@ -1,19 +1,13 @@
 """CPUSyncBatchNorm over 2 gloo processes equals BatchNorm2d over the whole batch."""
 import os
-import socket
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from e2e_common import free_port
 from utils.sync_bn import CPUSyncBatchNorm, convert_sync_batchnorm
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _worker(rank, port, x, w_out, queue):
@@ -39,7 +33,7 @@ def test_cpu_sync_bn_matches_full_batch_bn():
     (y_ref * w_out).sum().backward()
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    port = _free_port()
+    port = free_port()
     procs = [ctx.Process(target=_worker, args=(r, port, x, w_out, queue)) for r in range(2)]
     for p in procs:
         p.start()

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from e2e_common import TINY, assert_same_weights, evaluate, make_citys, run_cli, student_weights, train
+from e2e_common import TINY, assert_same_weights, evaluate, free_port, make_citys, run_cli, student_weights, train
 
 STUDENT = "deeplabv3_resnet18_citys"
 
@@ -80,7 +80,7 @@ def test_ddp_two_processes_match_one(data, tmp_path):
     run = lambda name: [a if a != "X" else str(tmp_path / name) for a in args]  # noqa: E731
     assert train(run("init") + ["--lr", "0"]) == 0
     assert train(run("one")) == 0
-    code, out, err = run_cli("torch.distributed.run", ["--nproc_per_node", "2", "--master_port", "29517",
+    code, out, err = run_cli("torch.distributed.run", ["--nproc_per_node", "2", "--master_port", str(free_port()),
                                                        "train_kd.py"] + run("two"), timeout=600)
     assert code == 0, err[-3000:]
     init, one, two = (student_weights(tmp_path / n, STUDENT + ".pth") for n in ("init", "one", "two"))
