@@ -48,7 +48,8 @@ class Trainer:
         self.dist = init_distributed(args.local_rank, args.device)
         self.device = self.dist.device
         self.logger = setup_logger("segkd", args.log_dir, "%s_log.txt" % self._run_name(), self.dist.is_main)
-        self.files = RunFiles(args, trains_student=self._method_trains_student())
+        self.trains_student = all(c.trains_student for c in losses.method_classes(args.kd_method))
+        self.files = RunFiles(args, trains_student=self.trains_student)
         try:
             self._build()
         except BuildError as exc:
@@ -59,9 +60,6 @@ class Trainer:
         a = self.args
         return "%s_%s_%s_%s_%s" % (a.kd_method.replace("+", "-"), a.student_model, a.teacher_backbone,
                                    a.student_backbone, a.dataset)
-
-    def _method_trains_student(self) -> bool:
-        return all(c.trains_student for c in losses.method_classes(self.args.kd_method))
 
     def _fail(self, message: str) -> None:
         cleanup()
@@ -79,7 +77,6 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self.info = get_dataset_info(args.dataset)
         n_teachers = losses.teachers_needed(args)
-        self.trains_student = self._method_trains_student()
         self.student: Optional[nn.Module] = None
         if self.trains_student:
             self.student = build_network(args.student_model, args.student_backbone, args.num_classes, args.aux,
