@@ -7,8 +7,8 @@ import importlib
 import pkgutil
 
 from .base import (ChannelInfo, CombinedMethod, DistillMethod, StepContext, add_flag,  # noqa: F401
-                   available_methods, build_method, get_method_class, method_classes, on_off, teacher_is_student, teachers_needed,
-                   pick, register)
+                   available_methods, build_method, get_method_class, method_classes, on_off, pick,
+                   register, teacher_is_student, teachers_needed)
 from .task import SegCrossEntropyLoss, task_loss  # noqa: F401
 
 for _info in pkgutil.iter_modules(__path__):

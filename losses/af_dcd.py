@@ -282,7 +282,7 @@ class AfDCD(DistillMethod):
         student_c4, teacher_c4 = ctx.student.get("c4"), ctx.teacher.get("c4")
         if student_c4 is None or teacher_c4 is None:
             raise ValueError("af_dcd needs 'c4' in the student and teacher outputs")
-        generator = getattr(ctx, "generator", None) or ctx.extra.get("generator")
+        generator = ctx.generator
         keep_mask = ctx.extra.get("afdcd_keep_mask")
         # The projector runs in float32 even under AMP (bf16 convs would change the sums).
         with torch.autocast(device_type=student_c4.device.type, enabled=False):

@@ -222,7 +222,3 @@ def build_method(args: argparse.Namespace, student_info: ChannelInfo,
         return classes[0].from_args(args, student_info, teacher_info)
     return CombinedMethod.from_args(args, student_info, teacher_info)
 
-
-def zero_like_loss(ref: Tensor) -> Tensor:
-    """A 0-d zero that keeps the graph connected (for terms that are switched off this step)."""
-    return ref.sum(dtype=torch.float32) * 0.0

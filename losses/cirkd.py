@@ -33,7 +33,7 @@ Differences from the official code (intentional):
   broadcast_buffers=True: see losses/cirkd_memory.py for what happens to the enqueue.
 - The random draws of the memory terms can be injected through ``ctx.extra["cirkd_draws"]``
   (``enqueue_pixel_pos``, ``pixel_index``, ``region_index``); otherwise they come from
-  ``ctx.generator`` / ``ctx.extra["generator"]`` or torch's default generator.
+  ``ctx.generator`` or torch's default generator.
 - Everything is computed in float32 with autocast disabled (float64 when given float64).
 """
 from __future__ import annotations
@@ -219,7 +219,7 @@ class CIRKD(DistillMethod):
             terms["minibatch_pixel"] = self.minibatch(ctx.student.head_feat, ctx.teacher.head_feat)
         if self.memory is not None:
             draws = ctx.extra.get("cirkd_draws") or {}
-            generator = getattr(ctx, "generator", None) or ctx.extra.get("generator")
+            generator = ctx.generator
             pixel, region = self.memory(
                 ctx.student.head_feat, ctx.teacher.head_feat, ctx.labels,
                 enqueue_pixel_pos=draws.get("enqueue_pixel_pos"), pixel_index=draws.get("pixel_index"),

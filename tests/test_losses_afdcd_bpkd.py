@@ -204,7 +204,7 @@ def test_afdcd_method_step_float32_and_autocast():
     logits = torch.randn(2, 5, 16, 16, requires_grad=True)
     ctx = StepContext(student=outputs(logits, student_c4), teacher=outputs(torch.randn(2, 5, 16, 16),
                       torch.randn(2, 16, 16, 16)), labels=torch.zeros(2, 128, 128, dtype=torch.long),
-                      iteration=1, max_iterations=10, extra={"generator": torch.Generator().manual_seed(0)})
+                      iteration=1, max_iterations=10, generator=torch.Generator().manual_seed(0))
     with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
         terms = m(ctx)
     assert sorted(terms) == ["ctr", "fd", "kd"] and all(v.dtype == torch.float32 for v in terms.values())

@@ -44,9 +44,8 @@ def cirkd_ctx(batch=2, classes=3, s_ch=5, t_ch=6, h=5, w=6, seed=0, labels=None,
     extra = {}
     if draws is not None:
         extra["cirkd_draws"] = draws
-    if generator is not None:
-        extra["generator"] = generator
-    return StepContext(student=student, teacher=teacher, labels=labels, iteration=1, max_iterations=10, extra=extra)
+    return StepContext(student=student, teacher=teacher, labels=labels, iteration=1, max_iterations=10, extra=extra,
+                       generator=generator)
 
 
 def small_cirkd(**kw):
