@@ -111,11 +111,12 @@ def test_afdcd_keep_mask_injection_is_deterministic():
     second = m.feature_losses(feat_s, feat_t, keep_mask=b)
     assert all(torch.equal(x, y) for x, y in zip(first, second))
     assert not torch.equal(first[0], m.feature_losses(feat_s, feat_t, keep_mask=c)[0])
-    # Through the method: ctx.extra["afdcd_keep_mask"] and the ctx generator.
+    # Through the method: ctx.extra["afdcd_keep_mask"] and ctx.generator.
     logits = torch.randn(2, 5, 16, 16, dtype=torch.float64)
-    def ctx(**extra):
+    def ctx(generator=None, **extra):
         return StepContext(student=outputs(logits, feat_s), teacher=outputs(logits, feat_t),
-                           labels=torch.zeros(2, 64, 64, dtype=torch.long), iteration=1, max_iterations=10, extra=extra)
+                           labels=torch.zeros(2, 64, 64, dtype=torch.long), iteration=1, max_iterations=10,
+                           extra=extra, generator=generator)
     by_mask = m(ctx(afdcd_keep_mask=a))
     by_gen = m(ctx(generator=torch.Generator().manual_seed(3)))
     assert torch.equal(by_mask["fd"], m.lambda_fd * first[0]) and torch.equal(by_gen["ctr"], by_mask["ctr"])
