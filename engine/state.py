@@ -45,19 +45,14 @@ class RunFiles:
         resume = self.args.resume
         if resume in (None, "", "None"):
             if os.path.isfile(self.resume):
-                raise_existing(self.resume)
+                raise ValueError("%s already holds a run; continue it with --resume auto, or pick another "
+                                 "--save-dir (nothing was overwritten)" % self.resume)
             return None
         if resume == "auto":
             return find_resume(self.save_dir, os.path.basename(self.resume))
         if not os.path.isfile(resume):
             raise ValueError("--resume %s does not exist; pass a *_resume.pth file or 'auto'" % resume)
         return resume
-
-
-def raise_existing(path: str) -> None:
-    from engine.trainer import TrainingError
-    raise TrainingError("%s already holds a run; continue it with --resume auto, or pick another --save-dir "
-                        "(nothing was overwritten)" % path)
 
 
 def _gather_rng():

@@ -23,6 +23,7 @@ from datasets import get_dataset_info
 from engine.build import BuildError, build_loaders, build_method, build_network, build_teachers
 from engine.state import RunFiles, load_resume_into, save_run_state
 from engine.visual import ValidationPictures
+from utils.checkpoint import set_rng_state
 from utils.distributed import all_reduce_sum, cleanup, init_distributed
 from utils.evaluation import autocast_context, evaluate
 from utils.logger import Board, setup_logger
@@ -51,8 +52,9 @@ class Trainer:
         self.trains_student = all(c.trains_student for c in losses.method_classes(args.kd_method))
         self.files = RunFiles(args, trains_student=self.trains_student)
         try:
+            self.resume_path = self.files.resume_path_to_load()  # a file check: before any network is built
             self._build()
-        except BuildError as exc:
+        except (BuildError, ValueError) as exc:
             self._fail(str(exc))
 
     # ---------------------------------------------------------------- setup
@@ -108,17 +110,10 @@ class Trainer:
             self.scaler = (torch.amp.GradScaler("cuda") if hasattr(torch.amp, "GradScaler")
                            else torch.cuda.amp.GradScaler())
         self.start_iteration, self.best_miou, rng = 0, 0.0, None
-        try:
-            resume_path = self.files.resume_path_to_load()
-        except ValueError as exc:
-            self._fail(str(exc))
-        if resume_path:
-            try:
-                self.start_iteration, self.best_miou, rng = load_resume_into(
-                    resume_path, args, self.student, self.method, self.optimizer, self.scaler)
-            except ValueError as exc:
-                self._fail(str(exc))
-            self.logger.info("resumed from %s at iteration %d (best mIoU %.4f)", resume_path,
+        if self.resume_path:
+            self.start_iteration, self.best_miou, rng = load_resume_into(
+                self.resume_path, args, self.student, self.method, self.optimizer, self.scaler)
+            self.logger.info("resumed from %s at iteration %d (best mIoU %.4f)", self.resume_path,
                              self.start_iteration, self.best_miou)
         self.rng_to_restore = rng
         self.student_ddp = self.student
@@ -140,7 +135,7 @@ class Trainer:
         self.logger.info("kd-method %s | student %s/%s | teachers %s | %d process(es) on %s | global batch %d | %d iterations",
                          self.method.describe(), args.student_model if self.trains_student else "-",
                          args.student_backbone if self.trains_student else "-",
-                         [args.teacher_model + "/" + args.teacher_backbone] * len(self.teachers),
+                         [t.arch_name for t in self.teachers],
                          self.dist.world_size, self.device, args.batch_size, args.max_iterations)
 
     # ---------------------------------------------------------------- one step
@@ -173,12 +168,12 @@ class Trainer:
         scale = (local * self.dist.world_size / total.clamp_min(1)).to(torch.float32)
         return {k: v * scale for k, v in terms.items()}
 
-    def _check_finite(self, terms: Dict[str, torch.Tensor], iteration: int) -> None:
-        bad = [k for k, v in terms.items() if not bool(torch.isfinite(v.detach()).all())]
+    def _check_finite(self, values: Dict[str, float], iteration: int) -> None:
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
         flag = torch.tensor([float(len(bad))], device=self.device)
         all_reduce_sum(flag)
         if flag.item() > 0:
-            where = ("term(s) %s" % ", ".join("'%s' = %s" % (k, terms[k].item()) for k in bad)) if bad \
+            where = ("term(s) %s" % ", ".join("'%s' = %s" % (k, values[k]) for k in bad)) if bad \
                 else "another process"
             last = self.files.last_saved or "none yet"
             self._fail("non-finite loss at iteration %d in %s; stopped, last good checkpoint: %s"
@@ -204,11 +199,12 @@ class Trainer:
                         sync.enter_context(net.no_sync())
             with sync:
                 terms, ctx = self._forward_terms(img, lab, iteration)
-                self._check_finite(terms, iteration)
+                values = {k: float(v.detach()) for k, v in terms.items()}
+                self._check_finite(values, iteration)
                 total = sum(terms.values()) / len(chunks)
                 (self.scaler.scale(total) if self.scaler else total).backward()
-            for k, v in terms.items():
-                logged[k] = logged.get(k, 0.0) + float(v.detach()) / len(chunks)
+            for k, v in values.items():
+                logged[k] = logged.get(k, 0.0) + v / len(chunks)
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         self.method.before_optimizer_step()
@@ -227,18 +223,13 @@ class Trainer:
     def train(self) -> None:
         args = self.args
         if self.rng_to_restore is not None:
-            from utils.checkpoint import set_rng_state
             set_rng_state(self.rng_to_restore)
         elif self.dist.rank:
             torch.manual_seed(args.seed + self.dist.rank)  # dropout / method draws differ per process
-        for net in [self.student] if self.student is not None else []:
-            net.train()
+        if self.student is not None:
+            self.student.train()
         for t in self.teachers:
-            t.train(self.teacher_train_mode)
-            if self.teacher_train_mode:
-                for m in t.modules():
-                    if isinstance(m, nn.Dropout):
-                        m.train()
+            t.train(self.teacher_train_mode)  # MasKD stage 1: BN batch statistics and dropout on
         self.method.train()
         progress = None
         if self.dist.is_main and not args.no_progress:
