@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -64,20 +64,11 @@ def build_teachers(args: argparse.Namespace, count: int, device: torch.device) -
     return teachers
 
 
-@torch.no_grad()
-def channel_info(net: nn.Module, device: torch.device) -> Dict[str, int]:
-    """Output name -> channels, from one eval-mode forward (CIRKD reads them the same way)."""
-    was_training = net.training
-    net.eval()
-    out = net(torch.zeros(1, 3, 64, 64, device=device))
-    net.train(was_training)
-    return {name: int(t.shape[1]) for name, t in out.as_dict().items() if t.dim() == 4}
-
-
 def build_method(args: argparse.Namespace, student: Optional[nn.Module], teachers: List[nn.Module],
                  device: torch.device) -> losses.DistillMethod:
-    student_info = channel_info(student, device) if student is not None else None
-    teacher_info = channel_info(teachers[0], device) if teachers else None
+    # Output name -> channels; every model declares it (CIRKD measured it with a dummy forward).
+    student_info = dict(student.out_channels) if student is not None else None
+    teacher_info = dict(teachers[0].out_channels) if teachers else None
     try:
         method = losses.build_method(args, student_info, teacher_info)
     except (KeyError, ValueError, FileNotFoundError) as exc:

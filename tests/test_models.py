@@ -63,6 +63,8 @@ def test_train_step_outputs_and_grads(name, backbone, aux):
     for stage, c in zip(("c1", "c2", "c3", "c4"), channels):
         assert out.has(stage) and out.get(stage).shape[1] == c
         assert model.out_channels[stage] == c
+    # the training loop builds methods from out_channels: it must name every output with its width
+    assert model.out_channels == {name: t.shape[1] for name, t in out.as_dict().items()}
     assert out.c1.shape[2] == math.ceil(h / 4)  # c1 at 1/4, everything else at 1/8
     assert tuple(out.c4.shape[2:]) == out_hw
     assert ("c4" in out.names) == (name != "psp_mobile")
