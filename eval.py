@@ -16,7 +16,6 @@ import sys
 from typing import List, Optional
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, Subset
 
 from datasets import DatasetError, build_dataset, get_dataset_info, normalize_ignore_index
@@ -32,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="deeplabv3")
     p.add_argument("--backbone", default="resnet18")
     p.add_argument("--head-width", default=None)
-    p.add_argument("--pretrained", required=True, help="checkpoint to evaluate (plain state_dict or resume file)")
+    p.add_argument("--pretrained", required=True, help="checkpoint to evaluate (plain state_dict or a *_resume.pth file)")
     p.add_argument("--aux", dest="aux", action="store_true", default=None,
                    help="build the aux head (default: on for ResNet, as the released checkpoints have it)")
     p.add_argument("--no-aux", dest="aux", action="store_false")
@@ -109,7 +108,9 @@ def run(args) -> int:
     root = args.data or info.default_root
     if not os.path.isdir(root):
         raise BuildError("dataset root %s does not exist; pass --data DIR (see data/README.md)" % root)
-    model = build_network(args.model, args.backbone, info.num_classes, args.aux, _weights_file(args),
+    if not os.path.isfile(args.pretrained):
+        raise BuildError("--pretrained %s does not exist" % args.pretrained)
+    model = build_network(args.model, args.backbone, info.num_classes, args.aux, args.pretrained,
                           head_width=args.head_width, role="model").to(dist_info.device).eval()
     dataset = build_dataset(info.name, root, split=args.split, mode="val", ignore_index=ignore_index)
     mine = list(range(dist_info.rank, len(dataset), dist_info.world_size))
@@ -126,24 +127,10 @@ def run(args) -> int:
     return 0
 
 
-def _weights_file(args) -> str:
-    """A resume file holds the student under 'student'; write it out as plain weights once."""
-    path = args.pretrained
-    if not os.path.isfile(path):
-        raise BuildError("--pretrained %s does not exist" % path)
-    if path.endswith("_resume.pth"):
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        os.makedirs(args.save_dir, exist_ok=True)
-        plain = os.path.join(args.save_dir, "weights_from_resume.pth")
-        torch.save(state["student"], plain)
-        return plain
-    return path
-
-
 def report(args, info, scores, num_images: int) -> None:
     protocol = protocol_text(args)
     iou = [float(x) for x in scores["IoU"]]
-    acc = [float(x) for x in scores["acc"]] if "acc" in scores else [float("nan")] * len(iou)
+    acc = [float(x) for x in scores["Acc"]]
     print("\n%-24s %8s %8s" % ("class", "IoU", "acc"))
     for name, i, a in zip(info.class_names, iou, acc):
         print("%-24s %8.2f %8.2f" % (name, 100 * i, 100 * a))
@@ -154,7 +141,7 @@ def report(args, info, scores, num_images: int) -> None:
     result = {"checkpoint": args.pretrained, "model": args.model, "backbone": args.backbone,
               "dataset": info.name, "split": args.split, "images": num_images, "protocol": protocol,
               "pixAcc": float(scores["pixAcc"]), "mIoU": float(scores["mIoU"]),
-              "per_class_IoU": dict(zip(info.class_names, iou))}
+              "per_class_IoU": dict(zip(info.class_names, iou)), "per_class_acc": dict(zip(info.class_names, acc))}
     path = os.path.join(args.save_dir, "results.json")
     with open(path + ".tmp", "w") as f:
         json.dump(result, f, indent=1)

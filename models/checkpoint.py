@@ -4,7 +4,8 @@ Public API:
     CheckpointError(ValueError, RuntimeError)     every loading problem; first line = summary
     is_unset(path) -> bool                        None, "", "None", "none", False count as unset
     load_state_file(path) -> dict[str, Tensor]    torch.load(map_location="cpu",
-        weights_only=True); unwraps {"state_dict": ...} / {"model": ...}; strips "module."
+        weights_only=True); unwraps {"state_dict": ...} / {"model": ...} / {"student": ...}
+        (a train_kd.py resume file); strips "module."
     load_pretrained_base(model, path_or_state, source=None) -> list[str]
         ImageNet backbone weights (CSAIL layout) into ``model.pretrained`` (or into `model` if it
         is a backbone). Keeps only keys the backbone has (drops ``fc.*``, ``features.18.*``,
@@ -28,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 StateDict = Dict[str, Tensor]
-_WRAPPER_KEYS = ("state_dict", "model")
+_WRAPPER_KEYS = ("state_dict", "model", "student")  # "student": a train_kd.py resume file
 _SHOW = 8  # keys listed per category in error messages
 
 

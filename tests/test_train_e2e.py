@@ -36,6 +36,14 @@ def test_plain_training_and_eval(data, tmp_path):
     assert 0.0 <= result["mIoU"] <= 1.0 and "whole" in result["protocol"]
     assert any(f.endswith("_overlay.jpg") for f in os.listdir(out / "pred"))
     assert any(f.endswith("_labelIds.png") for f in os.listdir(out / "pred"))
+    accs = [a for a in result["per_class_acc"].values() if a == a]
+    assert accs and all(0.0 <= a <= 1.0 for a in accs)
+    # the resume file evaluates to the same numbers as the plain weights it holds
+    again = tmp_path / "eval_resume"
+    assert evaluate(["--model", "deeplabv3", "--backbone", "resnet18", "--dataset", "citys", "--data", data,
+                     "--pretrained", str(tmp_path / (STUDENT + "_resume.pth")), "--save-dir", str(again),
+                     "--no-progress", "--workers", "0"]) == 0
+    assert json.load(open(again / "results.json"))["mIoU"] == result["mIoU"]
 
 
 def test_kd_with_teacher_checkpoint(data, tmp_path):
