@@ -69,9 +69,9 @@ def save_run_state(files: RunFiles, args, iteration: int, student, method, optim
     rngs = _gather_rng()  # collective: every process takes part
     if not is_main:
         return
-    unwrapped = student.module if hasattr(student, "module") else student
-    if unwrapped is not None:
-        weights = unwrapped.state_dict()
+    # `student` is the bare model (never the DDP wrapper), so its keys have no "module." prefix.
+    weights = student.state_dict() if student is not None else {}
+    if student is not None:
         atomic_save(weights, files.student)
         if files.improved:
             atomic_save(weights, files.best)
@@ -80,7 +80,7 @@ def save_run_state(files: RunFiles, args, iteration: int, student, method, optim
         method.export_state(files.student)
     state = {
         "iteration": iteration,
-        "student": unwrapped.state_dict() if unwrapped is not None else {},
+        "student": weights,
         "method": method.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,

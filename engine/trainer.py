@@ -39,10 +39,6 @@ def poly_lr(base: float, iteration: int, max_iterations: int, power: float, floo
     return floor + (base - floor) * (1 - (iteration - 1) / max_iterations) ** power
 
 
-def unwrap(module: nn.Module) -> nn.Module:
-    return module.module if isinstance(module, DDP) else module
-
-
 class Trainer:
     def __init__(self, args) -> None:
         self.args = args
@@ -278,7 +274,7 @@ class Trainer:
     def _validate(self, iteration: int) -> None:
         args = self.args
         self.pictures.begin(iteration)
-        metric = evaluate(unwrap(self.student_ddp), self.val_loader, args.num_classes, args.ignore_index,
+        metric = evaluate(self.student, self.val_loader, args.num_classes, args.ignore_index,
                           self.device, amp=args.amp, on_image=self.pictures.on_image if self.dist.is_main else None)
         scores = metric.get(absent=args.val_miou)
         miou, pix = float(scores["mIoU"]), float(scores["pixAcc"])
