@@ -22,7 +22,9 @@ from datasets import DatasetError, build_dataset, get_dataset_info, normalize_ig
 from engine.cli import fail, make_parser
 from engine.build import BuildError, build_network
 from utils.distributed import cleanup, init_distributed
+from models.meta import PIPELINE_NORM, set_input_source
 from utils.evaluation import evaluate
+from utils.evaluators import MIoUEvaluator
 from utils.visualize import colorize, denormalize, overlay, save_palette_png
 
 
@@ -112,15 +114,16 @@ def run(args) -> int:
         raise BuildError("--pretrained %s does not exist" % args.pretrained)
     model = build_network(args.model, args.backbone, info.num_classes, args.aux, args.pretrained,
                           head_width=args.head_width, role="model").to(dist_info.device).eval()
+    set_input_source(model, PIPELINE_NORM)   # the model adapts the pipeline's tensor to its own input
     dataset = build_dataset(info.name, root, split=args.split, mode="val", ignore_index=ignore_index)
     mine = list(range(dist_info.rank, len(dataset), dist_info.world_size))
     loader = DataLoader(Subset(dataset, mine), batch_size=1, shuffle=False, num_workers=args.workers)
     writer = PredictionWriter(args, info) if (args.save_pred or args.labelids) else None
-    metric = evaluate(model, loader, info.num_classes, ignore_index, dist_info.device, mode=args.mode,
+    evaluator = MIoUEvaluator(info.num_classes, ignore_index=ignore_index, absent=args.miou)
+    scores = evaluate(model, loader, evaluator, dist_info.device, mode=args.mode,
                       scales=args.scales, flip=args.flip_eval, crop=tuple(args.crop_size or (0, 0)),
                       stride=tuple(args.stride or (0, 0)), amp=args.amp, on_image=writer,
                       progress=dist_info.is_main and not args.no_progress)
-    scores = metric.get(absent=args.miou)
     if dist_info.is_main:
         report(args, info, scores, len(dataset))
     cleanup()
@@ -140,7 +143,7 @@ def report(args, info, scores, num_images: int) -> None:
     os.makedirs(args.save_dir, exist_ok=True)
     result = {"checkpoint": args.pretrained, "model": args.model, "backbone": args.backbone,
               "dataset": info.name, "split": args.split, "images": num_images, "protocol": protocol,
-              "pixAcc": float(scores["pixAcc"]), "mIoU": float(scores["mIoU"]),
+              "pixAcc": float(scores["pixAcc"]), "mIoU": float(scores["mIoU"]), "mAcc": float(scores["mAcc"]),
               "per_class_IoU": dict(zip(info.class_names, iou)), "per_class_acc": dict(zip(info.class_names, acc))}
     path = os.path.join(args.save_dir, "results.json")
     with open(path + ".tmp", "w") as f:

@@ -1,4 +1,4 @@
-"""SegKD's one training script: plain training, offline, teacher-free and multi-teacher distillation.
+"""SegKD's one training script: plain training, offline, teacher-free, multi-teacher and multi-stream distillation.
 
     python train_kd.py --kd-method none ...                      # one CPU/GPU process
     torchrun --nproc_per_node 8 train_kd.py --kd-method af_dcd ...
@@ -35,21 +35,38 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--teacher-backbone", default=None, help="default resnet101 (or the student's, as above)")
     g.add_argument("--teacher-pretrained", default="None", help="teacher checkpoint (required when the method uses a teacher)")
     g.add_argument("--teacher-head-width", default=None)
-    g.add_argument("--teacher2-model", default=None, help="second teacher (two-teacher methods)")
-    g.add_argument("--teacher2-backbone", default=None)
+    g.add_argument("--teacher-aux", dest="teacher_aux", action="store_true", default=None,
+                   help="teacher aux head (default: on for ResNet, so released CIRKD teachers load strictly)")
+    g.add_argument("--no-teacher-aux", dest="teacher_aux", action="store_false")
+    g.add_argument("--teacher2-model", default=None, help="second teacher (two-teacher methods; default the first's)")
+    g.add_argument("--teacher2-backbone", default=None, help="default the first teacher's")
     g.add_argument("--teacher2-pretrained", default="None")
+    g.add_argument("--teacher2-head-width", default=None, help="the second teacher's own head width (default: its model's)")
+    g.add_argument("--teacher2-aux", dest="teacher2_aux", action="store_true", default=None,
+                   help="second teacher aux head (default: on for ResNet)")
+    g.add_argument("--no-teacher2-aux", dest="teacher2_aux", action="store_false")
     g.add_argument("--allow-random-teacher", action="store_true",
                    help="run without a teacher checkpoint (smoke tests only: a random teacher teaches nothing)")
     g.add_argument("--aux", dest="aux", action="store_true", default=None,
                    help="student aux head (default: on for ResNet, off for MobileNet, as CIRKD)")
     g.add_argument("--no-aux", dest="aux", action="store_false")
     g.add_argument("--aux-weight", type=float, default=0.4)
+    g.add_argument("--task-loss", choices=["ce", "ohem"], default="ce",
+                   help="supervised loss on the student (a method may own its task loss instead)")
+    g.add_argument("--ohem-thresh", type=float, default=0.7, help="OHEM: keep pixels with true-class prob <= this")
+    g.add_argument("--ohem-min-kept", type=int, default=100000, help="OHEM: keep at least this many pixels per process batch")
 
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="citys")
     g.add_argument("--data", default=None, help="dataset root (default data/<dataset folder>)")
     g.add_argument("--train-split", default="train")
     g.add_argument("--val-split", default="val")
+    g.add_argument("--train-list", default=None, help="list file of the labeled training images (default: the split's)")
+    g.add_argument("--val-list", default=None, help="list file of the validation images (default: the split's)")
+    g.add_argument("--unlabeled-list", default=None,
+                   help="list file of unlabeled images for methods with an unlabeled stream (labels are not read)")
+    g.add_argument("--unlabeled-batch-size", type=int, default=None,
+                   help="GLOBAL batch of each unlabeled stream (default: --batch-size)")
     g.add_argument("--crop-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="training crop (default: the dataset's CIRKD crop)")
     g.add_argument("--ignore-label", "--ignore-index", dest="ignore_label", type=int, default=-1,
@@ -66,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--power", type=float, default=0.9)
     g.add_argument("--momentum", type=float, default=0.9)
     g.add_argument("--weight-decay", type=float, default=1e-4)
+    g.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum")
+    g.add_argument("--head-lr-mult", type=float, default=1.0, help="lr multiplier of the heads (DKD: 10)")
+    g.add_argument("--method-lr-mult", type=float, default=1.0, help="lr multiplier of the method's own parameters")
+    g.add_argument("--no-decay-norm-bias", action="store_true", help="no weight decay on norm layers and biases")
+    g.add_argument("--freeze-bn", action="store_true", help="student BatchNorm in eval mode, affine frozen")
+    g.add_argument("--warmup-iters", type=int, default=None, help="linear warm-up iterations before the poly decay")
+    g.add_argument("--warmup-fraction", type=float, default=0.0, help="warm-up as a fraction of --max-iterations")
+    g.add_argument("--warmup-factor", type=float, default=0.001, help="warm-up starts at lr * this")
     g.add_argument("--accum-steps", type=int, default=1, help="micro-batches per optimizer step")
     g.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none")
     g.add_argument("--channels-last", action="store_true")
@@ -105,9 +130,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        losses.method_classes(args.kd_method)
-        self_teacher = losses.teacher_is_student(args)
-        losses.teachers_needed(args)
+        args.method_spec = losses.parse_spec(args.kd_method)   # parsed once; the trainer reads it
+        self_teacher = args.method_spec.teacher_is_student(args)
+        args.method_spec.teachers_needed(args)
     except (KeyError, ValueError) as exc:
         parser.error(str(exc.args[0]))
     if self_teacher:
@@ -130,6 +155,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args.log_dir = args.log_dir or args.save_dir
     if args.aux is None:
         args.aux = args.student_backbone.startswith("resnet")
+    if not 0.0 <= args.warmup_fraction < 1.0 or not 0.0 < args.warmup_factor <= 1.0:
+        parser.error("--warmup-fraction must be in [0, 1) and --warmup-factor in (0, 1]")
+    if args.warmup_iters is not None and not 0 <= args.warmup_iters < args.max_iterations:
+        parser.error("--warmup-iters must be in 0..--max-iterations-1, got %d" % args.warmup_iters)
+    if args.unlabeled_batch_size is not None and args.unlabeled_batch_size < 1:
+        parser.error("--unlabeled-batch-size must be >= 1")
     for flag in ("batch_size", "max_iterations", "accum_steps", "log_iter", "val_per_iters", "save_per_iters"):
         if getattr(args, flag) < 1:
             parser.error("--%s must be >= 1, got %d" % (flag.replace("_", "-"), getattr(args, flag)))

@@ -63,7 +63,8 @@ def normalize_ignore_index(value: int) -> int:
 
 def build_dataset(name: str, root: str, split: str = "train", mode: str = "train",
                   crop_size: Optional[Sequence[int]] = None, ignore_index: int = IGNORE_INDEX,
-                  list_file: Optional[str] = None, on_bad_sample: str = "raise") -> SegmentationDataset:
+                  list_file: Optional[str] = None, on_bad_sample: str = "raise",
+                  with_labels: bool = True) -> SegmentationDataset:
     """A torch Dataset of ``(image 3xHxW float, label HxW long with -1 ignore, name)``.
 
     mode 'train': random scale/pad/crop/flip (``dataset[(index, seed)]`` makes the draws
@@ -73,7 +74,7 @@ def build_dataset(name: str, root: str, split: str = "train", mode: str = "train
     """
     normalize_ignore_index(ignore_index)  # 255 or -1; labels always come out with -1
     return SegmentationDataset(get_format(name), root, split=split, mode=mode, crop_size=crop_size,
-                               list_file=list_file, on_bad_sample=on_bad_sample)
+                               list_file=list_file, on_bad_sample=on_bad_sample, with_labels=with_labels)
 
 
 __all__ = ["IGNORE_INDEX", "DATASET_INFO", "DATASET_NAMES", "DatasetError", "DatasetFormat", "DatasetInfo",

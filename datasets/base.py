@@ -160,6 +160,11 @@ class DatasetFormat:
     def check_label_path(self, path: str) -> None:
         """Hook for format-specific label-file mistakes (e.g. Cityscapes trainIds files)."""
 
+    def load_image_only(self, sample: Sample) -> Tuple[np.ndarray, np.ndarray]:
+        """An unlabeled sample: the image and an all-ignore label (the label file is not read)."""
+        image = read_image(sample.image)
+        return image, np.full(image.shape[:2], IGNORE_INDEX, np.int32)
+
     def load_pair(self, sample: Sample) -> Tuple[np.ndarray, np.ndarray]:
         """Read one sample: BGR uint8 image and int32 train-id label with -1 ignore."""
         self.check_label_path(sample.label)
@@ -180,12 +185,13 @@ class SegmentationDataset(Dataset):
 
     ``dataset[i]`` (train mode) draws augmentation from a per-process generator;
     ``dataset[(i, seed)]`` draws everything from ``numpy.random.default_rng(seed)``.
-    Returns ``(image FloatTensor 3xHxW, label LongTensor HxW with -1 ignore, name)``.
+    Returns ``(image FloatTensor 3xHxW, label LongTensor HxW with -1 ignore, name)``;
+    ``with_labels=False`` (unlabeled streams) never reads label files and returns all -1 labels.
     """
 
     def __init__(self, fmt: DatasetFormat, root: str, split: str = "train", mode: str = "train",
                  crop_size: Optional[Sequence[int]] = None, list_file: Optional[str] = None,
-                 on_bad_sample: str = "raise") -> None:
+                 on_bad_sample: str = "raise", with_labels: bool = True) -> None:
         if split not in ("train", "val"):
             raise ValueError("split must be 'train' or 'val', got %r" % (split,))
         if mode not in ("train", "val"):
@@ -202,6 +208,7 @@ class SegmentationDataset(Dataset):
             raise ValueError("crop_size must be (H, W) with positive entries, got %r" % (crop_size,))
         self.crop_size: Tuple[int, int] = crop  # type: ignore[assignment]
         self.on_bad_sample = on_bad_sample
+        self.with_labels = bool(with_labels)
         require_dir(root, "%s dataset root" % fmt.info.name)
         self.samples: List[Sample] = fmt.list_samples(root, split, list_file)
         if not self.samples:
@@ -233,7 +240,8 @@ class SegmentationDataset(Dataset):
 
     def load(self, index: int, seed: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor, str]:
         sample = self.samples[index]
-        image, label = self.format.load_pair(sample)
+        image, label = (self.format.load_pair(sample) if self.with_labels
+                        else self.format.load_image_only(sample))
         if self.mode == "train":
             rng = np.random.default_rng(seed) if seed is not None else self._process_rng()
             image, label = train_transform(image, label, self.crop_size, rng)

@@ -17,10 +17,10 @@ import torch
 from torch.utils.data import Sampler
 
 
-def position_seed(seed: int, position: int) -> int:
+def position_seed(seed: int, position: int, salt: int = 0) -> int:
     """Augmentation seed of one global position (63-bit, independent of batch layout)."""
-    return int(np.random.SeedSequence([int(seed), 0x5E9D, int(position)]).generate_state(2, np.uint64)[0]
-               >> np.uint64(1))
+    entropy = [int(seed), 0x5E9D, int(position)] + ([int(salt)] if salt else [])
+    return int(np.random.SeedSequence(entropy).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 class IterationSampler(Sampler):
@@ -28,10 +28,12 @@ class IterationSampler(Sampler):
 
     Use with ``DataLoader(dataset, batch_size=global_batch_size // world_size, sampler=sampler,
     collate_fn=collate)``; ``len(sampler)`` = (max_iterations - start_iteration) * per-rank batch.
+    ``salt`` gives a named stream (e.g. ``unlabeled``) its own order and draws from the same seed;
+    salt 0 is the labeled stream (the order of earlier SegKD versions).
     """
 
     def __init__(self, num_items: int, global_batch_size: int, max_iterations: int, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, start_iteration: int = 0) -> None:
+                 rank: int = 0, world_size: int = 1, start_iteration: int = 0, salt: int = 0) -> None:
         if num_items <= 0:
             raise ValueError("IterationSampler needs at least one item, got num_items=%d" % num_items)
         if global_batch_size <= 0 or max_iterations < 0:
@@ -52,8 +54,10 @@ class IterationSampler(Sampler):
         self.rank = int(rank)
         self.world_size = int(world_size)
         self.start_iteration = int(start_iteration)
+        self.salt = int(salt)
         total = self.max_iterations * self.global_batch_size
-        self._permutation = np.random.default_rng([self.seed, 0x0DE7]).permutation(total)
+        entropy = [self.seed, 0x0DE7] + ([self.salt] if self.salt else [])
+        self._permutation = np.random.default_rng(entropy).permutation(total)
 
     def positions(self, iteration: int) -> range:
         """Global positions this rank reads at 0-based ``iteration``."""
@@ -61,7 +65,7 @@ class IterationSampler(Sampler):
         return range(first, first + self.local_batch_size)
 
     def item(self, position: int) -> Tuple[int, int]:
-        return int(self._permutation[position]) % self.num_items, position_seed(self.seed, position)
+        return int(self._permutation[position]) % self.num_items, position_seed(self.seed, position, self.salt)
 
     def __iter__(self) -> Iterator[Tuple[int, int]]:
         for iteration in range(self.start_iteration, self.max_iterations):

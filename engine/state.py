@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from typing import Optional, Tuple
 
-import torch
 import torch.distributed as dist
 
 from utils.checkpoint import (atomic_save, best_filename, find_resume, load_resume, resume_filename, rng_state,
@@ -65,7 +64,7 @@ def _gather_rng():
 
 
 def save_run_state(files: RunFiles, args, iteration: int, student, method, optimizer, scaler,
-                   best_miou: float, is_main: bool) -> None:
+                   best_score: float, is_main: bool) -> None:
     rngs = _gather_rng()  # collective: every process takes part
     if not is_main:
         return
@@ -84,7 +83,7 @@ def save_run_state(files: RunFiles, args, iteration: int, student, method, optim
         "method": method.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,
-        "best_miou": best_miou,
+        "best_score": best_score,   # by the evaluator's best_key (mIoU by default)
         "rng": rngs,
         "identity": {k: getattr(args, k) for k in IDENTITY_KEYS},
         "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, list, type(None)))},
@@ -117,4 +116,4 @@ def load_resume_into(path: str, args, student, method, optimizer, scaler) -> Tup
     rngs = state.get("rng") or []
     rank = dist.get_rank() if is_dist() else 0
     rng = rngs[rank] if rank < len(rngs) else None
-    return int(state["iteration"]), float(state.get("best_miou", 0.0)), rng
+    return int(state["iteration"]), float(state.get("best_score", state.get("best_miou", 0.0))), rng

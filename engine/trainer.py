@@ -1,17 +1,18 @@
-"""The one training loop: student (+ teachers) + a registered method, iteration-based, resumable.
+"""The one training loop: networks from specs + a registered method + named batch streams.
 
-One iteration: poly lr -> for each micro-batch: student forward, teachers forward under no_grad,
-task loss + the method's weighted terms -> backward -> method hook -> optimizer step -> method
-hook (e.g. a discriminator step) -> log / validate / save. Nothing method-specific lives here.
+One iteration: schedule the lr of every parameter group -> for each micro-batch (every stream
+split alike): ``method.forward_networks`` (which network sees which stream), ``method.task_loss``
+and the method's weighted terms -> backward -> method hook -> optimizer step -> method hook
+(e.g. a discriminator step) -> run hook ``after_step`` -> log / validate (evaluator) / save.
+Nothing method-specific lives here.
 """
 from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
 import time
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -20,12 +21,18 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 import losses
 from datasets import get_dataset_info
-from engine.build import BuildError, build_loaders, build_method, build_network, build_teachers
+from engine.build import build_method
+from engine.data import build_train_streams, build_val_loader
+from engine.networks import Networks
+from engine.optim import build_optimizer, scheduled_lr, set_lr
+from engine.specs import BuildError, build_from_spec, build_teachers, student_spec, teacher_specs
 from engine.state import RunFiles, load_resume_into, save_run_state
+from engine.validation import Validator, scalar_figures
 from engine.visual import ValidationPictures
+from models.meta import model_meta
+from models.param_groups import freeze_batchnorm
 from utils.checkpoint import set_rng_state
 from utils.distributed import all_reduce_sum, cleanup, init_distributed
-from utils.evaluation import autocast_context, evaluate
 from utils.logger import Board, setup_logger
 from utils.sync_bn import convert_sync_batchnorm
 
@@ -34,18 +41,14 @@ class TrainingError(RuntimeError):
     """Stops the run with a one-line message (bad flags/files, non-finite loss)."""
 
 
-def poly_lr(base: float, iteration: int, max_iterations: int, power: float, floor: float = 0.0) -> float:
-    """CIRKD's poly schedule: lr for 1-based ``iteration`` = floor + (base - floor)(1 - (it-1)/max)^power."""
-    return floor + (base - floor) * (1 - (iteration - 1) / max_iterations) ** power
-
-
 class Trainer:
     def __init__(self, args) -> None:
         self.args = args
+        self.spec: losses.MethodSpec = getattr(args, "method_spec", None) or losses.parse_spec(args.kd_method)
         self.dist = init_distributed(args.local_rank, args.device)
         self.device = self.dist.device
         self.logger = setup_logger("segkd", args.log_dir, "%s_log.txt" % self._run_name(), self.dist.is_main)
-        self.trains_student = all(c.trains_student for c in losses.method_classes(args.kd_method))
+        self.trains_student = self.spec.trains_student
         self.files = RunFiles(args, trains_student=self.trains_student)
         try:
             self.resume_path = self.files.resume_path_to_load()  # a file check: before any network is built
@@ -56,14 +59,14 @@ class Trainer:
     # ---------------------------------------------------------------- setup
     def _run_name(self) -> str:
         a = self.args
-        return "%s_%s_%s_%s_%s" % (a.kd_method.replace("+", "-"), a.student_model, a.teacher_backbone,
-                                   a.student_backbone, a.dataset)
+        teacher = [a.teacher_backbone] if self.spec.teachers_needed(a) else []
+        return "_".join([a.kd_method.replace("+", "-"), a.student_model] + teacher + [a.student_backbone, a.dataset])
 
     def _fail(self, message: str) -> None:
         cleanup()
         raise TrainingError(message)
 
-    def _build(self) -> None:
+    def _seed(self) -> None:
         args = self.args
         torch.manual_seed(args.seed)
         random.seed(args.seed)
@@ -73,20 +76,28 @@ class Trainer:
             torch.backends.cudnn.benchmark = False
         elif self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+
+    def _build(self) -> None:
+        args = self.args
+        self._seed()
         self.info = get_dataset_info(args.dataset)
-        n_teachers = losses.teachers_needed(args)
+        self.student_spec = student_spec(args) if self.trains_student else None
+        self.teacher_specs = teacher_specs(args, self.spec.teachers_needed(args))
         self.student: Optional[nn.Module] = None
-        if self.trains_student:
-            self.student = build_network(args.student_model, args.student_backbone, args.num_classes, args.aux,
-                                         args.student_pretrained, args.student_pretrained_base,
-                                         args.student_head_width, role="student").to(self.device)
+        if self.student_spec is not None:
+            self.student = build_from_spec(self.student_spec, self.spec, args).to(self.device)
             if args.disable_dropout:
                 for m in self.student.modules():
                     if isinstance(m, nn.Dropout):
                         m.p = 0.0
-        self.teachers = build_teachers(args, n_teachers, self.device)
-        self.teacher_train_mode = any(c.teacher_mode == "train" for c in losses.method_classes(args.kd_method))
-        self.method = build_method(args, self.student, self.teachers, self.device)
+            if args.freeze_bn:
+                freeze_batchnorm(self.student)
+        self.teachers = build_teachers(args, self.teacher_specs, self.spec, self.device)
+        self.method = build_method(args, self.spec, self.student, self.teachers, self.device)
+        align = model_meta(self.student).align_corners if self.student is not None else True
+        self.method.set_task_criterion(losses.TaskLoss(
+            args.task_loss, args.aux_weight if args.aux else 0.0, args.ignore_index, align_corners=align,
+            ohem_thresh=args.ohem_thresh, ohem_min_kept=args.ohem_min_kept))
         if self.dist.distributed:
             if self.student is not None:
                 self.student = convert_sync_batchnorm(self.student, self.device)
@@ -95,66 +106,67 @@ class Trainer:
             for net in [self.student] + self.teachers:
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
-        params = list(self.method.student_optimizer_parameters())
-        if self.student is not None:
-            params = list(self.student.parameters()) + params
-        if not params:
-            self._fail("--kd-method %s trains nothing (no student and no method parameters)" % args.kd_method)
-        self.optimizer = torch.optim.SGD(params, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+        self.optimizer = build_optimizer(args, self.student, self.method.student_optimizer_parameters())
         self.scaler = None
         if args.amp == "fp16":
             self.scaler = (torch.amp.GradScaler("cuda") if hasattr(torch.amp, "GradScaler")
                            else torch.cuda.amp.GradScaler())
-        self.start_iteration, self.best_miou, rng = 0, 0.0, None
+        self.start_iteration, best_score, rng = 0, 0.0, None
         if self.resume_path:
-            self.start_iteration, self.best_miou, rng = load_resume_into(
+            self.start_iteration, best_score, rng = load_resume_into(
                 self.resume_path, args, self.student, self.method, self.optimizer, self.scaler)
-            self.logger.info("resumed from %s at iteration %d (best mIoU %.4f)", self.resume_path,
-                             self.start_iteration, self.best_miou)
+            self.logger.info("resumed from %s at iteration %d (best %.4f)", self.resume_path,
+                             self.start_iteration, best_score)
         self.rng_to_restore = rng
-        self.student_ddp = self.student
-        self.method_ddp = self.method
-        if self.dist.distributed:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            if self.student is not None:
-                self.student_ddp = DDP(self.student, device_ids=ids)
-            trained = {id(p) for p in self.method.student_optimizer_parameters()}
-            if trained:
-                # Parameters a method steps itself (e.g. SKD's discriminator) stay outside DDP;
-                # the method averages their gradients over processes on its own.
-                own = [n for n, p in self.method.named_parameters() if id(p) not in trained]
-                DDP._set_params_and_buffers_to_ignore_for_model(self.method, own)
-                self.method_ddp = DDP(self.method, device_ids=ids, find_unused_parameters=True)
-        self.train_loader, self.val_loader = build_loaders(args, self.dist, self.start_iteration)
+        self._wrap_ddp()
+        self.train_loader = build_train_streams(args, self.spec.streams_needed(args), self.dist, self.start_iteration)
+        self.val_loader = build_val_loader(args, self.dist)
         self.board = Board(args.log_dir, enabled=self.dist.is_main)
         self.pictures = ValidationPictures(self.board, self.info.palette, args.ignore_index, args.vis_images)
-        self.logger.info("kd-method %s | student %s/%s | teachers %s | %d process(es) on %s | global batch %d | %d iterations",
-                         self.method.describe(), args.student_model if self.trains_student else "-",
-                         args.student_backbone if self.trains_student else "-",
-                         [t.arch_name for t in self.teachers],
+        self.validator = Validator(self.spec.build_evaluator(args, args.num_classes), self.val_loader, self.device,
+                                   args.amp, args.save_dir, self.dist.is_main, self.pictures.on_image)
+        self.validator.restore(best_score, self.start_iteration)
+        self.nets = Networks(self.student_ddp if self.student is not None else None, self.teachers, self.device,
+                             args.amp, args.max_iterations, args.ignore_index, args.channels_last)
+        for spec in ([self.student_spec] if self.student_spec else []) + self.teacher_specs:
+            self.logger.info("network: %s", spec.describe())
+        self.logger.info("kd-method %s | streams %s | task %s | %d process(es) on %s | global batch %d | %d iterations",
+                         self.method.describe(), list(self.train_loader.loaders), self.method.__dict__.get("task_criterion"),
                          self.dist.world_size, self.device, args.batch_size, args.max_iterations)
 
-    # ---------------------------------------------------------------- one step
-    def _forward_terms(self, images, labels, iteration: int):
-        args = self.args
-        amp = autocast_context(self.device, args.amp)
-        with torch.no_grad(), amp:
-            teacher_outs = [t(images) for t in self.teachers]
-        student_out = None
-        task_terms: Dict[str, torch.Tensor] = {}
+    def _wrap_ddp(self) -> None:
+        self.student_ddp = self.student
+        self.method_ddp = self.method
+        if not self.dist.distributed:
+            return
+        ids = [self.device.index] if self.device.type == "cuda" else None
         if self.student is not None:
-            with amp:
-                student_out = self.student_ddp(images)
-            task_terms = losses.task_loss(student_out, labels, aux_weight=args.aux_weight if args.aux else 0.0,
-                                          ignore_index=args.ignore_index)
-            if args.ce_reduction == "global" and self.dist.distributed:
-                task_terms = self._globally_normalised(task_terms, labels)
-        ctx = losses.StepContext(student=student_out, labels=labels, iteration=iteration,
-                                 max_iterations=args.max_iterations, teacher=teacher_outs[0] if teacher_outs else None,
-                                 teachers=teacher_outs, images=images, ignore_index=args.ignore_index,
-                                 task_terms=task_terms)
+            self.student_ddp = DDP(self.student, device_ids=ids)
+        trained = {id(p) for p in self.method.student_optimizer_parameters()}
+        if trained:
+            # Parameters a method steps itself (e.g. SKD's discriminator) stay outside DDP;
+            # the method averages their gradients over processes on its own.
+            own = [n for n, p in self.method.named_parameters() if id(p) not in trained]
+            DDP._set_params_and_buffers_to_ignore_for_model(self.method, own)
+            self.method_ddp = DDP(self.method, device_ids=ids, find_unused_parameters=True)
+
+    @property
+    def best_score(self) -> float:
+        return self.validator.best_score
+
+    # ---------------------------------------------------------------- one step
+    def _forward_terms(self, batch: Dict[str, losses.StreamBatch], iteration: int):
+        ctx = self.method.forward_networks(self.nets, batch, iteration)
+        task_terms = self.method.task_loss(ctx)
+        if self.args.ce_reduction == "global" and self.dist.distributed and task_terms:
+            task_terms = self._globally_normalised(task_terms, ctx.labels)
+        ctx.task_terms = task_terms
         terms = dict(task_terms)
-        terms.update(self.method_ddp(ctx))
+        for k, v in self.method_ddp(ctx).items():
+            if k in terms:
+                raise losses.TermConflict("--kd-method %s returns a term '%s' that its task loss already has"
+                                          % (self.args.kd_method, k))
+            terms[k] = v
         return terms, ctx
 
     def _globally_normalised(self, terms, labels):
@@ -175,32 +187,47 @@ class Trainer:
             self._fail("non-finite loss at iteration %d in %s; stopped, last good checkpoint: %s"
                        % (iteration, where, last))
 
-    def _train_step(self, batch, iteration: int) -> Dict[str, float]:
-        args = self.args
-        images, labels = batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)
-        if args.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        lr = poly_lr(args.lr, iteration, args.max_iterations, args.power, args.lr_min)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+    def _micro_batches(self, batch: Dict[str, losses.StreamBatch]):
+        """Every stream moved to the device and split into --accum-steps micro-batches alike."""
+        steps = self.args.accum_steps
+        split = {}
+        for name, stream in batch.items():
+            images = stream.images.to(self.device, non_blocking=True)
+            labels = stream.labels.to(self.device, non_blocking=True)
+            if images.shape[0] % steps:
+                raise ValueError("stream %s: per-process batch %d is not divisible by --accum-steps %d"
+                                 % (name, images.shape[0], steps))
+            per = images.shape[0] // steps
+            split[name] = [losses.StreamBatch(i, l, stream.names[k * per:(k + 1) * per])
+                           for k, (i, l) in enumerate(zip(images.chunk(steps), labels.chunk(steps)))]
+        return [{name: parts[k] for name, parts in split.items()} for k in range(steps)]
+
+    def _train_step(self, batch: Dict[str, losses.StreamBatch], iteration: int) -> Dict[str, float]:
+        lr = scheduled_lr(self.args, iteration)
+        set_lr(self.optimizer, lr)
         self.optimizer.zero_grad(set_to_none=True)
         logged: Dict[str, float] = {}
-        chunks = list(zip(images.chunk(args.accum_steps), labels.chunk(args.accum_steps)))
-        for i, (img, lab) in enumerate(chunks):
-            last = i == len(chunks) - 1
+        micro = self._micro_batches(batch)
+        term_names = set()
+        for i, part in enumerate(micro):
             sync = contextlib.ExitStack()
-            if not last:
+            if i < len(micro) - 1:
                 for net in (self.student_ddp, self.method_ddp):
                     if isinstance(net, DDP):
                         sync.enter_context(net.no_sync())
             with sync:
-                terms, ctx = self._forward_terms(img, lab, iteration)
+                try:
+                    terms, ctx = self._forward_terms(part, iteration)
+                except losses.TermConflict as exc:
+                    self._fail(str(exc))
                 values = {k: float(v.detach()) for k, v in terms.items()}
                 self._check_finite(values, iteration)
-                total = sum(terms.values()) / len(chunks)
-                (self.scaler.scale(total) if self.scaler else total).backward()
+                total = sum(terms.values()) / len(micro)
+                if torch.is_tensor(total) and total.requires_grad:
+                    (self.scaler.scale(total) if self.scaler else total).backward()
+            term_names.update(terms)
             for k, v in values.items():
-                logged[k] = logged.get(k, 0.0) + v / len(chunks)
+                logged[k] = logged.get(k, 0.0) + v / len(micro)
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         self.method.before_optimizer_step()
@@ -211,22 +238,28 @@ class Trainer:
             self.optimizer.step()
         for k, v in self.method.after_optimizer_step(ctx).items():
             logged[k] = float(v.detach()) if torch.is_tensor(v) else float(v)
-        logged["total"] = sum(v for k, v in logged.items() if k in terms)
+        logged["total"] = sum(v for k, v in logged.items() if k in term_names)
         logged["lr"] = lr
         return logged
 
     # ---------------------------------------------------------------- loop
+    def _train_mode(self) -> None:
+        if self.student is not None:
+            self.student.train()
+            if self.args.freeze_bn:
+                freeze_batchnorm(self.student)
+        for t in self.teachers:
+            t.train(self.spec.teacher_mode == "train")  # MasKD stage 1 / MGD: BN batch statistics
+        self.method.train()
+
     def train(self) -> None:
         args = self.args
         if self.rng_to_restore is not None:
             set_rng_state(self.rng_to_restore)
         elif self.dist.rank:
             torch.manual_seed(args.seed + self.dist.rank)  # dropout / method draws differ per process
-        if self.student is not None:
-            self.student.train()
-        for t in self.teachers:
-            t.train(self.teacher_train_mode)  # MasKD stage 1: BN batch statistics and dropout on
-        self.method.train()
+        self._train_mode()
+        self.method.before_train(self)
         progress = None
         if self.dist.is_main and not args.no_progress:
             from tqdm import tqdm
@@ -235,6 +268,7 @@ class Trainer:
         for batch in self.train_loader:
             iteration += 1
             values = self._train_step(batch, iteration)
+            self.method.after_step(self, iteration, values)
             if progress is not None:
                 progress.update(1)
                 progress.set_postfix({k: "%.4g" % v for k, v in values.items() if k in ("total", "task", "lr")})
@@ -247,7 +281,7 @@ class Trainer:
                 validated = True
             if validated or iteration % args.save_per_iters == 0 or iteration == args.max_iterations:
                 save_run_state(self.files, args, iteration, self.student, self.method, self.optimizer,
-                               self.scaler, self.best_miou, is_main=self.dist.is_main)
+                               self.scaler, self.best_score, is_main=self.dist.is_main)
             if args.stop_at_iteration is not None and iteration >= args.stop_at_iteration:
                 self.logger.info("stopping at iteration %d as asked (--stop-at-iteration)", iteration)
                 break
@@ -255,8 +289,11 @@ class Trainer:
                 break
         if progress is not None:
             progress.close()
+        if iteration >= args.max_iterations:
+            self.method.after_train(self)
         self.board.close()
-        self.logger.info("done: iteration %d, best mIoU %.4f; files in %s", iteration, self.best_miou, args.save_dir)
+        self.logger.info("done: iteration %d, best %s %.4f; files in %s", iteration, self.validator.best_key,
+                         self.best_score, args.save_dir)
         cleanup()
 
     def _log(self, iteration: int, values: Dict[str, float], start_time: float) -> None:
@@ -264,7 +301,7 @@ class Trainer:
         elapsed = time.time() - start_time
         eta = elapsed / max(done, 1) * (self.args.max_iterations - iteration)
         text = " ".join("%s %.4g" % (k, v) for k, v in values.items())
-        skipped = getattr(self.train_loader.dataset, "skipped", 0)
+        skipped = self.train_loader.skipped
         if skipped:
             text += " | skipped %d bad samples (--on-bad-sample skip)" % skipped
         self.logger.info("iter %d/%d | %s | %.2f it/s | eta %s", iteration, self.args.max_iterations, text,
@@ -272,17 +309,12 @@ class Trainer:
         self.board.scalars({("lr" if k == "lr" else "loss/" + k): v for k, v in values.items()}, iteration)
 
     def _validate(self, iteration: int) -> None:
-        args = self.args
         self.pictures.begin(iteration)
-        metric = evaluate(self.student, self.val_loader, args.num_classes, args.ignore_index,
-                          self.device, amp=args.amp, on_image=self.pictures.on_image if self.dist.is_main else None)
-        scores = metric.get(absent=args.val_miou)
-        miou, pix = float(scores["mIoU"]), float(scores["pixAcc"])
-        if math.isnan(miou):
-            miou = 0.0
-        improved = miou > self.best_miou
-        self.best_miou = max(self.best_miou, miou)
-        self.files.improved = improved
-        self.logger.info("val @ %d: pixAcc %.4f mIoU %.4f (best %.4f%s) [whole image, single scale, %s mIoU]",
-                         iteration, pix, miou, self.best_miou, ", new best" if improved else "", args.val_miou)
-        self.board.scalars({"val/mIoU": miou, "val/pixAcc": pix}, iteration)
+        result = self.validator.run(self.student, iteration)
+        self._train_mode()
+        self.files.improved = result["improved"]
+        figures = scalar_figures({k: v for k, v in result.items() if k not in ("improved", "score")})
+        self.logger.info("val @ %d: %s (best %s %.4f%s) [whole image, single scale, %s mIoU]", iteration,
+                         " ".join("%s %.4f" % kv for kv in figures.items()), self.validator.best_key,
+                         self.best_score, ", new best" if result["improved"] else "", self.args.val_miou)
+        self.board.scalars({"val/" + k: v for k, v in figures.items()}, iteration)

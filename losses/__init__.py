@@ -1,15 +1,16 @@
 """Loss registry. Every module in this package is imported so its ``@register`` runs.
 
-``losses.available_methods()`` lists the ``--kd-method`` names; ``losses.build_method(args, ...)``
-builds one (``a+b`` combines methods).
+``losses.available_methods()`` lists the ``--kd-method`` names; ``losses.parse_spec(text)`` parses
+a ``--kd-method`` value once (``a+b`` combines methods) and builds the method.
 """
 import importlib
 import pkgutil
 
-from .base import (ChannelInfo, CombinedMethod, DistillMethod, StepContext, add_flag,  # noqa: F401
-                   available_methods, build_method, get_method_class, method_classes, on_off, pick,
-                   register, teacher_is_student, teachers_needed)
-from .task import SegCrossEntropyLoss, task_loss  # noqa: F401
+from .base import (ChannelInfo, DistillMethod, MissingKeys, StepContext, StreamBatch,  # noqa: F401
+                   add_flag, available_methods, get_method_class, on_off, pick, register)
+from .spec import (CombinedMethod, MethodSpec, TermConflict, build_method, method_classes,  # noqa: F401
+                   parse_spec, teacher_is_student, teachers_needed)
+from .task import SegCrossEntropyLoss, TaskLoss, task_loss  # noqa: F401
 
 for _info in pkgutil.iter_modules(__path__):
     if not _info.name.startswith("_"):

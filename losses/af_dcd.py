@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import ChannelInfo, DistillMethod, StepContext, add_flag, on_off, pick, register
-from .kd import add_kd_args, as_float, kd_loss, require_teacher, resolve_kd
+from .common import add_kd_args, as_float, kd_loss, require_teacher, resolve_kd
 
 # dataset -> (lambda_kd, lambda_fd, lambda_ctr), from the official train_scripts.
 DATASET_WEIGHTS: Dict[str, Tuple[float, float, float]] = {

@@ -1,20 +1,24 @@
-"""The distillation-method registry and the contract every method follows.
+"""The contract every distillation method follows, and the ``--kd-method`` registry.
 
-A method is one registered ``nn.Module`` (one file in ``losses/``). The training loop:
+A method is one registered ``nn.Module`` (one file in ``losses/``). Per run the loop:
 
-1. builds it once with ``Method.from_args(args, student_info, teacher_info)``, where the infos
-   map output names (``logits``, ``aux_logits``, ``c1``..``c4``, ``head_feat``) to channel counts
-   measured by a dummy forward (as CIRKD does) and ``args`` is the parsed CLI (it also carries
-   ``num_classes``, ``dataset``, ``max_iterations``, ``ignore_index``);
-2. adds ``method.student_optimizer_parameters()`` to the student's SGD optimizer (same lr,
-   momentum, weight decay and poly schedule);
-3. every iteration calls ``method(ctx)`` with a :class:`StepContext` and receives a dict of
-   *already weighted* loss terms; the loop adds the task loss (``ctx.task_terms``, which a
-   method may replace by returning a ``"task"`` key), sums, backpropagates;
-4. calls ``method.before_optimizer_step()`` after backward (grads unscaled), then steps, then
-   ``method.after_optimizer_step(ctx)`` (e.g. SKD's discriminator update);
-5. saves ``method.state_dict()`` (buffers such as CIRKD's queues, ``get_extra_state`` for own
-   optimizers) in the resume file and restores it on ``--resume``.
+1. parses ``--kd-method`` once (``losses/spec.py``: ``a+b`` combines methods) and asks the classes
+   what they need: ``teachers_needed(args)``, ``streams_needed(args)`` (named batch streams such as
+   ``unlabeled``), ``teacher_is_student``, ``teacher_mode``, ``trains_student``,
+   ``missing_keys_allowed(args, role)`` (checkpoint keys a network may lack, and their init);
+2. builds it with ``Method.from_networks(args, student_info, teacher_infos)``: the student's and
+   EVERY teacher's output channels (name -> channels, declared by the models). The default hands
+   the first teacher to ``from_args(args, student_info, teacher_info)``, which most methods define;
+3. gives it the task criterion of the flags (``method.task_criterion``: CE or OHEM CE + aux);
+4. every step: ``ctx = method.forward_networks(nets, batch, iteration)`` runs the networks on the
+   streams (default: teachers and student on ``labeled``), then ``method.task_loss(ctx)`` (the
+   supervised terms; default the task criterion on the student) and ``method(ctx)`` (its weighted
+   distillation terms). Two terms with one name are an error. The loop sums, backpropagates,
+   calls ``before_optimizer_step()``, steps, then ``after_optimizer_step(ctx)`` (own optimizers);
+5. validates with ``method.build_evaluator(args, num_classes)`` (reset/process/result; the best
+   checkpoint is picked by the evaluator's ``best_key``) and the model's own ``predict`` rule;
+6. calls the run hooks ``before_train(run)``, ``after_step(run, iteration, values)``,
+   ``after_train(run)``; saves ``method.state_dict()`` in the resume file.
 
 Every random draw a method makes goes through ``ctx.generator`` or an explicit argument so
 tests can inject it.
@@ -24,20 +28,28 @@ from __future__ import annotations
 import abc
 import argparse
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Type
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type
 
 import torch
 from torch import Tensor, nn
 
-# Output names -> channel counts of one network, from a dummy forward.
+# Output names -> channel counts of one network (every model declares them in ``out_channels``).
 ChannelInfo = Dict[str, int]
+
+
+@dataclass
+class StreamBatch:
+    """One named stream's share of a (micro-)batch."""
+    images: Tensor                    # (B, 3, H, W) float, the pipeline's normalisation
+    labels: Tensor                    # (B, H, W) int64, ignore = -1 (all -1 for unlabeled streams)
+    names: List[str] = field(default_factory=list)
 
 
 @dataclass
 class StepContext:
     """Everything a method may read in one training step."""
     student: Any                      # SegOutputs of the student (train mode, with grad)
-    labels: Tensor                    # (B, H, W) int64, ignore value = ignore_index
+    labels: Tensor                    # (B, H, W) int64 of the labeled stream, ignore value = ignore_index
     iteration: int                    # 1-based iteration being trained
     max_iterations: int
     teacher: Any = None               # SegOutputs of the first teacher (no grad), None if teacher-free
@@ -46,7 +58,15 @@ class StepContext:
     ignore_index: int = -1
     task_terms: Dict[str, Tensor] = field(default_factory=dict)
     generator: Optional[torch.Generator] = None   # injected RNG for the method's draws (tests)
-    extra: Dict[str, Any] = field(default_factory=dict)  # later systems: unlabeled batch, old model ...
+    batch: Dict[str, StreamBatch] = field(default_factory=dict)   # every stream of this micro-batch
+    extra: Dict[str, Any] = field(default_factory=dict)  # injected draws (tests) and per-method scratch
+
+
+@dataclass(frozen=True)
+class MissingKeys:
+    """Checkpoint keys a network may lack (fnmatch patterns) and how to initialise them."""
+    patterns: Tuple[str, ...]
+    init: Optional[Callable[[nn.Module, List[str]], None]] = None   # (model, missing keys) -> None
 
 
 _REGISTRY: Dict[str, Type["DistillMethod"]] = {}
@@ -104,7 +124,9 @@ class DistillMethod(nn.Module, metaclass=abc.ABCMeta):
     teacher_mode: str = "eval"       # "train": teacher forward in train mode (MasKD stage 1)
     trains_student: bool = True      # False: only the method's own parameters are trained
     student_stages: bool = False     # True: needs c1..c4 from the student (always exposed by name)
+    streams: Tuple[str, ...] = ("labeled",)   # named batch streams a step receives
 
+    # ------------------------------------------------------------ what the loop must build
     @classmethod
     def teachers_needed(cls, args: argparse.Namespace) -> int:
         """How many teachers the loop must build for these flags (default ``num_teachers``)."""
@@ -116,6 +138,16 @@ class DistillMethod(nn.Module, metaclass=abc.ABCMeta):
         return False
 
     @classmethod
+    def streams_needed(cls, args: argparse.Namespace) -> Tuple[str, ...]:
+        """Named batch streams (``labeled`` always first; e.g. ``unlabeled`` from --unlabeled-list)."""
+        return cls.streams
+
+    @classmethod
+    def missing_keys_allowed(cls, args: argparse.Namespace, role: str) -> Optional[MissingKeys]:
+        """Keys the checkpoint of network ``role`` (student, teacher, teacher2) may lack; None: strict."""
+        return None
+
+    @classmethod
     def add_args(cls, parser: argparse.ArgumentParser) -> None:
         """Register the method's own flags (use ``add_flag``/``on_off``, defaults None where per-dataset)."""
 
@@ -124,6 +156,43 @@ class DistillMethod(nn.Module, metaclass=abc.ABCMeta):
     def from_args(cls, args: argparse.Namespace, student_info: ChannelInfo,
                   teacher_info: Optional[ChannelInfo]) -> "DistillMethod":
         """Build the method from the parsed flags and the networks' channel counts."""
+
+    @classmethod
+    def from_networks(cls, args: argparse.Namespace, student_info: Optional[ChannelInfo],
+                      teacher_infos: Sequence[ChannelInfo]) -> "DistillMethod":
+        """What the loop calls: every teacher's channels. Multi-teacher methods override this."""
+        return cls.from_args(args, student_info, teacher_infos[0] if teacher_infos else None)
+
+    @classmethod
+    def build_evaluator(cls, args: argparse.Namespace, num_classes: int):
+        """The validation evaluator (reset / process / result, ``best_key``); default mIoU."""
+        from utils.evaluators import MIoUEvaluator
+        return MIoUEvaluator(num_classes, absent=getattr(args, "val_miou", "zero"))
+
+    # ------------------------------------------------------------ one step
+    def forward_networks(self, nets: Any, batch: Dict[str, StreamBatch], iteration: int) -> StepContext:
+        """Run the networks on the streams. Default: teachers and student on ``labeled``.
+
+        ``nets.student(x)`` / ``nets.teacher(i, x)`` apply each network's own input adapter,
+        autocast and (for the student) DDP; teachers run without grad."""
+        labeled = batch["labeled"]
+        teacher_outs = [nets.teacher(i, labeled.images) for i in range(nets.num_teachers)]
+        student_out = nets.student(labeled.images) if nets.has_student else None
+        return StepContext(student=student_out, labels=labeled.labels, iteration=iteration,
+                           max_iterations=nets.max_iterations, teacher=teacher_outs[0] if teacher_outs else None,
+                           teachers=teacher_outs, images=labeled.images, ignore_index=nets.ignore_index,
+                           batch=batch)
+
+    def task_loss(self, ctx: StepContext) -> Dict[str, Tensor]:
+        """The supervised terms (already weighted). Default: the flags' task criterion on the student."""
+        criterion = self.__dict__.get("task_criterion")
+        if ctx.student is None or criterion is None:
+            return {}
+        return criterion(ctx.student, ctx.labels)
+
+    def set_task_criterion(self, criterion: Callable[[Any, Tensor], Dict[str, Tensor]]) -> None:
+        """Kept outside the module tree: a plain attribute, never in the state_dict."""
+        self.__dict__["task_criterion"] = criterion
 
     @abc.abstractmethod
     def forward(self, ctx: StepContext) -> Dict[str, Tensor]:
@@ -139,6 +208,16 @@ class DistillMethod(nn.Module, metaclass=abc.ABCMeta):
     def after_optimizer_step(self, ctx: StepContext) -> Dict[str, Tensor]:
         """After the student step (e.g. SKD's discriminator step). Returns terms to log only."""
         return {}
+
+    # ------------------------------------------------------------ run hooks
+    def before_train(self, run: Any) -> None:
+        """Once, after everything is built (and resumed), before the first step."""
+
+    def after_step(self, run: Any, iteration: int, values: Dict[str, float]) -> None:
+        """After every optimizer step (values: the logged terms of the step)."""
+
+    def after_train(self, run: Any) -> None:
+        """Once, after the last iteration (e.g. build an exemplar memory)."""
 
     def export_state(self, path: str) -> None:
         """Write what a method that trains no student learned (e.g. MasKD's tokens) to ``path``."""
@@ -161,64 +240,3 @@ class NoDistillation(DistillMethod):
 
     def forward(self, ctx: StepContext) -> Dict[str, Tensor]:
         return {}
-
-
-class CombinedMethod(DistillMethod):
-    """``--kd-method a+b``: the union of several methods' terms (a shared term such as ``kd`` once)."""
-
-    def __init__(self, methods: List[DistillMethod]) -> None:
-        super().__init__()
-        self.parts = nn.ModuleList(methods)
-        self.name = "+".join(m.name for m in methods)
-        self.num_teachers = max(m.num_teachers for m in methods)
-        self.student_stages = any(m.student_stages for m in methods)
-        if any(not m.trains_student or m.teacher_mode != "eval" for m in methods):
-            raise ValueError("%s: methods with a special training mode cannot be combined" % self.name)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace, student_info: ChannelInfo,
-                  teacher_info: Optional[ChannelInfo]) -> "CombinedMethod":
-        return cls([c.from_args(args, student_info, teacher_info) for c in method_classes(args.kd_method)])
-
-    def forward(self, ctx: StepContext) -> Dict[str, Tensor]:
-        # A term name means one term computed from shared flags (e.g. "kd" from --lambda-kd and
-        # --kd-temperature, bundled by most methods): the first part's value is kept, never summed twice.
-        terms: Dict[str, Tensor] = {}
-        for m in self.parts:
-            for k, v in m(ctx).items():
-                terms.setdefault(k, v)
-        return terms
-
-    def student_optimizer_parameters(self):
-        return [p for m in self.parts for p in m.student_optimizer_parameters()]
-
-    def before_optimizer_step(self) -> None:
-        for m in self.parts:
-            m.before_optimizer_step()
-
-    def after_optimizer_step(self, ctx: StepContext) -> Dict[str, Tensor]:
-        out: Dict[str, Tensor] = {}
-        for m in self.parts:
-            out.update(m.after_optimizer_step(ctx))
-        return out
-
-
-def method_classes(spec: str) -> List[Type[DistillMethod]]:
-    return [get_method_class(n.strip()) for n in spec.split("+") if n.strip()]
-
-
-def teachers_needed(args: argparse.Namespace) -> int:
-    return max(c.teachers_needed(args) for c in method_classes(args.kd_method))
-
-
-def teacher_is_student(args: argparse.Namespace) -> bool:
-    return any(c.teacher_is_student(args) for c in method_classes(args.kd_method))
-
-
-def build_method(args: argparse.Namespace, student_info: ChannelInfo,
-                 teacher_info: Optional[ChannelInfo]) -> DistillMethod:
-    classes = method_classes(args.kd_method)
-    if len(classes) == 1:
-        return classes[0].from_args(args, student_info, teacher_info)
-    return CombinedMethod.from_args(args, student_info, teacher_info)
-

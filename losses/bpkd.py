@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick, register
-from .kd import as_float, require_teacher
+from .common import as_float, require_teacher
 
 EDGE_REDUCTIONS = ("class", "pixel")
 _CLASS_CHUNK = 8   # classes per one-hot chunk (memory: B x 8 x H x W floats at a time)

@@ -47,7 +47,7 @@ from torch import Tensor, nn
 
 from .base import ChannelInfo, DistillMethod, StepContext, add_flag, on_off, pick, register
 from .cirkd_memory import CIRKDMemoryLoss
-from .kd import add_kd_args, as_float, kd_loss, require_teacher, resolve_kd
+from .common import add_kd_args, as_float, kd_loss, require_teacher, resolve_kd
 
 POOLINGS = ("none", "avg2x2", "auto4x4")
 TERMS = ("kd", "minibatch_pixel", "memory_pixel", "memory_region")

@@ -46,7 +46,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .kd import kd_loss
+from .common import kd_loss
 
 
 @torch.no_grad()

@@ -27,13 +27,13 @@ from __future__ import annotations
 import argparse
 from typing import Dict, Optional
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick, register
-from .kd import KDTermMixin, add_kd_args, as_float, require_teacher, resolve_kd
-from .skd import AdversarialMixin, add_adv_args, describe_terms, feature_channels, num_classes_of, resolve_adv
+from .adversarial import AdversarialMixin, add_adv_args, resolve_adv
+from .common import (KDTermMixin, add_kd_args, as_float, describe_terms, feature_channels, num_classes_of,
+                     require_teacher, resolve_kd)
 
 NORM_TYPES = ("channel", "spatial")
 DIVERGENCES = ("kl", "mse")

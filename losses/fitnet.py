@@ -24,8 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick, register
-from .kd import KDTermMixin, add_kd_args, as_float, require_teacher, resolve_kd
-from .skd import describe_terms, feature_channels
+from .common import KDTermMixin, add_kd_args, as_float, describe_terms, feature_channels, require_teacher, resolve_kd
 
 
 class FitNetLoss(nn.Module):

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick, register
-from .kd import KDTermMixin, add_kd_args, as_float, require_teacher, resolve_kd
-from .skd import AdversarialMixin, add_adv_args, describe_terms, num_classes_of, resolve_adv
+from .adversarial import AdversarialMixin, add_adv_args, resolve_adv
+from .common import KDTermMixin, add_kd_args, as_float, describe_terms, num_classes_of, require_teacher, resolve_kd
 
 
 def labels_to_feature_size(labels: Tensor, size) -> Tensor:

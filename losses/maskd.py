@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from utils.checkpoint import atomic_save
 
 from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick, register
-from .kd import as_float, require_teacher
+from .common import as_float, require_teacher
 from .task import SegCrossEntropyLoss
 
 TOKEN_KEY = "mask_token"

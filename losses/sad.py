@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import ChannelInfo, DistillMethod, StepContext, add_flag, on_off, pick, register
-from .tf_fd import parse_stages, student_stage_features
+from .common import parse_stages, student_stage_features
 
 
 def sad_attention(feat: Tensor, size: Tuple[int, int]) -> Tensor:

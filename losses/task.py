@@ -10,6 +10,14 @@ OSVAI/Af-DCD@5b086a7) and the weighting in its train scripts.
 Differences from the official code: ``aux_weight`` is a real argument (``train_baseline.py``
 parsed ``--aux-weight`` but used the literal 0.4); a batch whose pixels are all ignored gives
 0 instead of NaN (the loop would otherwise stop on a NaN loss for an empty crop).
+
+OHEM CE (``--task-loss ohem``; CPS/MGD ``furnace/seg_opr/loss_opr.py:ProbOhemCrossEntropy2d``, the
+MGD Cityscapes recipe): p = softmax(U)[y] of each valid pixel; if more than ``min_kept`` pixels are
+valid, keep those with p <= max(thresh, the min_kept-th smallest p) and take the CE mean over the
+kept ones, otherwise plain CE. ``min_kept`` counts pixels of the whole (per-process) batch.
+
+The resize follows the network: ``align_corners`` comes from the student's model metadata (True
+for the CIRKD family, False for mmseg-style models).
 """
 from __future__ import annotations
 
@@ -20,25 +28,82 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def upsample_to(logits: Tensor, size) -> Tensor:
-    """Bilinear resize to ``size`` (H, W) with align_corners=True, as CIRKD's loss and eval do."""
+def upsample_to(logits: Tensor, size, align_corners: bool = True) -> Tensor:
+    """Bilinear resize to ``size`` (H, W); align_corners=True is CIRKD's loss and eval."""
     if tuple(logits.shape[-2:]) == tuple(size):
         return logits
-    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=True)
+    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=align_corners)
+
+
+def _float32(x: Tensor) -> Tensor:
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 class SegCrossEntropyLoss(nn.Module):
-    def __init__(self, ignore_index: int = -1) -> None:
+    def __init__(self, ignore_index: int = -1, align_corners: bool = True) -> None:
         super().__init__()
         self.ignore_index = ignore_index
+        self.align_corners = align_corners
 
     def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
-        logits = upsample_to(logits, labels.shape[-2:])
+        logits = upsample_to(logits, labels.shape[-2:], self.align_corners)
         valid = labels != self.ignore_index
         if not bool(valid.any()):
             return logits.sum() * 0.0
-        return F.cross_entropy(logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits,
-                               labels.long(), ignore_index=self.ignore_index)
+        return F.cross_entropy(_float32(logits), labels.long(), ignore_index=self.ignore_index)
+
+
+class OhemCrossEntropyLoss(SegCrossEntropyLoss):
+    """CE over the hardest pixels (true-class probability <= the threshold, see the docstring)."""
+
+    def __init__(self, ignore_index: int = -1, thresh: float = 0.7, min_kept: int = 100000,
+                 align_corners: bool = True) -> None:
+        super().__init__(ignore_index, align_corners)
+        if not 0.0 < thresh <= 1.0 or min_kept < 0:
+            raise ValueError("OHEM needs 0 < thresh <= 1 and min_kept >= 0, got %g, %d" % (thresh, min_kept))
+        self.thresh = float(thresh)
+        self.min_kept = int(min_kept)
+
+    def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
+        logits = _float32(upsample_to(logits, labels.shape[-2:], self.align_corners))
+        valid = labels != self.ignore_index
+        num_valid = int(valid.sum())
+        if num_valid == 0:
+            return logits.sum() * 0.0
+        labels = labels.long()
+        if num_valid > self.min_kept:
+            with torch.no_grad():
+                prob = F.softmax(logits, dim=1)
+                true_prob = prob.gather(1, labels.clamp_min(0).unsqueeze(1)).squeeze(1)[valid]
+                threshold = self.thresh
+                if self.min_kept > 0:
+                    kth = torch.kthvalue(true_prob, min(num_valid, self.min_kept)).values
+                    threshold = max(threshold, float(kth))
+                keep = torch.zeros_like(valid)
+                keep[valid] = true_prob <= threshold
+            labels = torch.where(keep, labels, torch.full_like(labels, self.ignore_index))
+        return F.cross_entropy(logits, labels, ignore_index=self.ignore_index)
+
+
+class TaskLoss:
+    """The supervised criterion of a run: ``TaskLoss(...)(student_outputs, labels) -> {task, task_aux}``."""
+
+    def __init__(self, kind: str = "ce", aux_weight: float = 0.4, ignore_index: int = -1,
+                 align_corners: bool = True, ohem_thresh: float = 0.7, ohem_min_kept: int = 100000) -> None:
+        if kind == "ce":
+            self.criterion: SegCrossEntropyLoss = SegCrossEntropyLoss(ignore_index, align_corners)
+        elif kind == "ohem":
+            self.criterion = OhemCrossEntropyLoss(ignore_index, ohem_thresh, ohem_min_kept, align_corners)
+        else:
+            raise ValueError("--task-loss must be 'ce' or 'ohem', got %r" % kind)
+        self.kind = kind
+        self.aux_weight = float(aux_weight)
+
+    def __call__(self, outputs, labels: Tensor) -> Dict[str, Tensor]:
+        return task_loss(outputs, labels, self.aux_weight, criterion=self.criterion)
+
+    def __repr__(self) -> str:
+        return "TaskLoss(%s, aux_weight=%g)" % (self.kind, self.aux_weight)
 
 
 def task_loss(outputs, labels: Tensor, aux_weight: float = 0.4, ignore_index: int = -1,

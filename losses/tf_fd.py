@@ -37,9 +37,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick, register
+from .common import parse_stages, student_stage_features
 
 FORMS = ("train_kd", "readme")
-STAGE_NAMES = ("c1", "c2", "c3", "c4")
 
 
 def _float32(x: Tensor) -> Tensor:
@@ -104,22 +104,6 @@ class TfFDLoss(torch.nn.Module):
             weighted_intra = self.lambda_intra * torch.stack(intra).sum()
         return {"loss": weighted_inter + weighted_intra, "intra": intra, "inter": inter, "pairs": pairs,
                 "weighted_inter": weighted_inter, "weighted_intra": weighted_intra}
-
-
-def parse_stages(text: str, flag: str) -> List[str]:
-    stages = [s.strip() for s in str(text).split(",") if s.strip()]
-    bad = [s for s in stages if s not in STAGE_NAMES]
-    if bad or len(stages) < 2:
-        raise ValueError("%s must list at least two of %s separated by commas, got %r" % (flag, STAGE_NAMES, text))
-    return stages
-
-
-def student_stage_features(ctx: StepContext, stages: Sequence[str], method: str) -> List[Tensor]:
-    missing = [s for s in stages if not ctx.student.has(s)]
-    if missing:
-        raise KeyError("%s needs the student's backbone stages %s, but the model output lacks %s; "
-                       "use a model that exposes c1..c4 by name" % (method, list(stages), missing))
-    return [getattr(ctx.student, s) for s in stages]
 
 
 @register("tf_fd")

@@ -13,8 +13,8 @@ Every labelled pixel is one classification row; P = number of pixels whose label
           KL = 1/(P*K) sum_ik q_ik (log q_ik - log_softmax(z_i)_k) * m          (no T^2)
     loss = (1 - alpha) * CE + alpha * KL
 
-The method REPLACES the loop's main task CE: it returns ``"task"`` = (1-alpha) * CE (same resize and
-ignore rule as losses/task.py) and ``"tf_kd"`` = alpha * KL; the aux-head term stays as the loop computes it.
+The method owns its task loss: ``task_loss`` returns ``"task"`` = (1-alpha) * CE (same resize and ignore
+rule as losses/task.py) plus the usual aux-head term; ``forward`` returns ``"tf_kd"`` = alpha * KL.
 
 Differences from the official code (see shared/methods/tf_kd.md):
 - Segmentation hyper-parameters were never published (the seed's numbers do not name the variant). Defaults:
@@ -190,7 +190,7 @@ class TfKD(DistillMethod):
                    correct_prob=correct_prob,
                    ignore_index=getattr(args, "ignore_index", -1))
 
-    def forward(self, ctx: StepContext) -> Dict[str, Tensor]:
+    def _outputs(self, ctx: StepContext) -> Dict[str, Tensor]:
         self.loss.ignore_index = ctx.ignore_index
         size = ctx.labels.shape[-2:]
         logits = upsample_to(_float32(ctx.student.logits), size)
@@ -200,8 +200,16 @@ class TfKD(DistillMethod):
                 raise ValueError("Tf-KD self needs a teacher (a trained checkpoint of the student architecture); "
                                  "pass --teacher-pretrained or use --tf-kd-variant reg")
             teacher_logits = upsample_to(_float32(ctx.teacher.logits.detach()), size)
-        out = self.loss(logits, ctx.labels, teacher_logits)
-        return {"task": (1.0 - self.loss.alpha) * out["ce"], "tf_kd": self.loss.alpha * out["kl"]}
+        return self.loss(logits, ctx.labels, teacher_logits)
+
+    def task_loss(self, ctx: StepContext) -> Dict[str, Tensor]:
+        """(1 - alpha) * CE replaces the main CE; the aux term stays as the task criterion has it."""
+        terms = super().task_loss(ctx)
+        terms["task"] = (1.0 - self.loss.alpha) * self._outputs(ctx)["ce"]
+        return terms
+
+    def forward(self, ctx: StepContext) -> Dict[str, Tensor]:
+        return {"tf_kd": self.loss.alpha * self._outputs(ctx)["kl"]}
 
     def describe(self) -> str:
         return "tf_kd(variant=%s, alpha=%g, T=%g, multiplier=%g)" % (

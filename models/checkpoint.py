@@ -11,9 +11,11 @@ Public API:
         is a backbone). Keeps only keys the backbone has (drops ``fc.*``, ``features.18.*``,
         ``classifier.*``) and returns the dropped keys. Any missing or mis-shaped backbone tensor
         is a CheckpointError (a missing ``num_batches_tracked`` is fine).
-    load_pretrained(model, path_or_state, source=None, arch=None, hint=None) -> None
+    load_pretrained(model, path_or_state, source=None, arch=None, hint=None, allow_missing=(),
+                    init_missing=None) -> list[str]
         a whole segmentation checkpoint, strictly; CheckpointError lists missing / unexpected /
-        mis-shaped keys.
+        mis-shaped keys. Keys matching an ``allow_missing`` fnmatch pattern may be absent (they
+        keep their init, or ``init_missing(model, keys)`` sets them); returns those keys.
     state_head_width(state, width_key) -> int | None   head width a checkpoint was trained with
 
 Differences from the official loaders (Af-DCD / CIRKD): files are never unpickled with code
@@ -21,9 +23,10 @@ execution (weights_only=True); a missing backbone tensor is always an error (Res
 official loader silently keeps the random init); ``pretrained`` is loaded whenever given,
 whatever ``local_rank`` is.
 """
+import fnmatch
 import os
 import pickle
-from typing import Dict, List, Mapping, Optional, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -127,11 +130,11 @@ def _details(missing: List[str], unexpected: List[str], misshaped: List[tuple]) 
     return "; ".join(examples), "\n".join(lines)
 
 
-def _load_checked(module: nn.Module, state: Mapping[str, Tensor]) -> None:
+def _load_checked(module: nn.Module, state: Mapping[str, Tensor], keep_own: Sequence[str] = ()) -> None:
     target = module.state_dict()
     full = {k: v for k, v in state.items() if k in target}
     for k, v in target.items():  # tolerate checkpoints without num_batches_tracked
-        if k not in full and k.endswith("num_batches_tracked"):
+        if k not in full and (k.endswith("num_batches_tracked") or k in keep_own):
             full[k] = v.clone()
     module.load_state_dict(full, strict=True)
 
@@ -172,11 +175,16 @@ def _advice(missing: List[str], unexpected: List[str]) -> str:
 
 def load_pretrained(model: nn.Module, path_or_state: Union[str, Mapping[str, Tensor]],
                     source: Optional[str] = None, arch: Optional[str] = None,
-                    hint: Optional[str] = None) -> None:
-    """Strictly load a whole segmentation checkpoint (``module.`` prefix stripped)."""
+                    hint: Optional[str] = None, allow_missing: Sequence[str] = (),
+                    init_missing: Optional[Callable[[nn.Module, List[str]], None]] = None) -> List[str]:
+    """Strictly load a whole segmentation checkpoint (``module.`` prefix stripped).
+
+    Returns the keys that were allowed to be missing (matched by ``allow_missing``)."""
     state, source = _as_state(path_or_state, source)
     target = model.state_dict()
     missing, unexpected, misshaped = _compare(target, state)
+    allowed = [k for k in missing if any(fnmatch.fnmatchcase(k, p) for p in allow_missing)]
+    missing = [k for k in missing if k not in allowed]
     if missing or unexpected or misshaped:
         arch = arch or getattr(model, "arch_name", None) or type(model).__name__
         example, listing = _details(missing, unexpected, misshaped)
@@ -185,7 +193,10 @@ def load_pretrained(model: nn.Module, path_or_state: Union[str, Mapping[str, Ten
             "checkpoint %s does not fit %s: %d missing, %d unexpected, %d mis-shaped keys (e.g. %s); "
             "%s\n%s" % (source, arch, len(missing), len(unexpected), len(misshaped), example,
                         advice, listing))
-    _load_checked(model, state)
+    _load_checked(model, state, keep_own=allowed)
+    if allowed and init_missing is not None:
+        init_missing(model, allowed)
+    return allowed
 
 
 def state_head_width(state: Mapping[str, Tensor], width_key: Optional[str]) -> Optional[int]:

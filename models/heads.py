@@ -8,13 +8,17 @@ Public API:
     PSPHead(in_channels, num_class, width, norm_layer)       forward(x) -> (logits, head_feat)
     FCNHead(in_channels, num_class, norm_layer)              forward(x) -> logits
 
+Heads are looked up by kind in ``HEADS`` (``register_head(kind)`` adds one). A head declares the
+backbone stages it reads in ``stages`` (``("c4",)`` here; a DeepLabV3+ head reads ``("c1", "c4")``)
+and ``SegModel`` calls ``head(*[stage for each name])``.
+
 Module names reproduce the official state_dict keys (``aspp.b0.0``, ``aspp.b1.block.0``,
 ``aspp.b4.gap.1``, ``aspp.project.0``, ``block.0/1/4``; ``psp.conv1..4``, ``block``,
 ``classifier``; aux ``block.0/1/4``). ``head_feat`` is taken after the head's 3x3
 conv-BN-ReLU-Dropout(0.1), before the 1x1 classifier, so in training it is already dropped out.
 Every upsampling inside the heads is bilinear with ``align_corners=True`` (as official).
 """
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, Dict, Optional, Tuple, Type, Union
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +28,17 @@ NormLayer = Callable[[int], nn.Module]
 HeadWidth = Optional[Union[int, str]]
 
 HEAD_WIDTH_PRESETS = ("afdcd", "cirkd_v2")
+HEADS: Dict[str, Type[nn.Module]] = {}
+
+
+def register_head(kind: str) -> Callable[[Type[nn.Module]], Type[nn.Module]]:
+    """Class decorator: ``HEADS[kind] = cls``; the class takes (in_channels, num_class, width, norm_layer)."""
+    def wrap(cls: Type[nn.Module]) -> Type[nn.Module]:
+        if kind in HEADS and HEADS[kind] is not cls:
+            raise ValueError("head kind %r registered twice" % kind)
+        HEADS[kind] = cls
+        return cls
+    return wrap
 
 # Af-DCD widths (identical to CIRKD up to 2d8ad0f), keyed by the head input channels.
 _AFDCD = {"deeplab": {512: 128, 320: 128, 2048: 256}, "psp": {512: 128, 320: 128, 2048: 512}}
@@ -98,7 +113,10 @@ class ASPP(nn.Module):
         return self.project(torch.cat(branches, dim=1))
 
 
+@register_head("deeplab")
 class DeepLabHead(nn.Module):
+    stages = ("c4",)
+
     def __init__(self, in_channels: int, num_class: int, width: int,
                  norm_layer: NormLayer = nn.BatchNorm2d) -> None:
         super().__init__()
@@ -130,7 +148,10 @@ class _PyramidPooling(nn.Module):
         return torch.cat(feats, dim=1)
 
 
+@register_head("psp")
 class PSPHead(nn.Module):
+    stages = ("c4",)
+
     def __init__(self, in_channels: int, num_class: int, width: int,
                  norm_layer: NormLayer = nn.BatchNorm2d) -> None:
         super().__init__()

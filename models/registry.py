@@ -1,14 +1,19 @@
 """The model registry and the CIRKD-family factory ``get_segmentation_model``.
 
 Public API:
-    register_model(name, width_key=None)   decorator for a builder
+    register_model(name, width_key=None, meta=None)   decorator for a builder; ``meta`` (a
+        ``ModelMeta``: input normalisation, align_corners, head prefixes, classifier keys, checkpoint
+        key rules) is attached to every built model as ``model.meta``
         ``builder(backbone, num_class, aux, norm_layer, **model_specific) -> nn.Module``;
         `width_key` names a head weight whose first dim is the head width, so a ``pretrained``
         checkpoint can choose the width (the builder then gets ``head_width=<int>``).
     available_models() -> list[str]
     get_segmentation_model(model, backbone, num_class=19, aux=False, norm_layer=nn.BatchNorm2d,
                            pretrained_base=None, pretrained=None, local_rank=None,
-                           head_width=None, **kwargs) -> nn.Module
+                           head_width=None, allow_missing=(), init_missing=None, **kwargs) -> nn.Module
+        ``allow_missing``: fnmatch patterns of keys the ``pretrained`` file may lack (e.g. a new
+        classifier); ``init_missing(model, missing_keys)`` initialises them. Any other missing key
+        is still an error.
 
 Paths may be None or the string 'None' (as the official scripts pass). `pretrained_base` (an
 ImageNet backbone file, CSAIL layout) is loaded first, then `pretrained` (a whole segmentation
@@ -21,12 +26,13 @@ The built model gets ``arch_name`` = "model/backbone" (used in error messages).
 import inspect
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from torch import nn
 
 from .checkpoint import is_unset, load_pretrained, load_pretrained_base, load_state_file, state_head_width
 from .heads import HEAD_WIDTH_PRESETS, resolve_head_width
+from .meta import DEFAULT_META, ModelMeta
 
 logger = logging.getLogger(__name__)
 
@@ -35,18 +41,19 @@ logger = logging.getLogger(__name__)
 class _Entry:
     builder: Callable[..., nn.Module]
     width_key: Optional[str]
+    meta: ModelMeta
 
 
 _MODELS: Dict[str, _Entry] = {}
 
 
-def register_model(name: str, width_key: Optional[str] = None) -> Callable:
+def register_model(name: str, width_key: Optional[str] = None, meta: Optional[ModelMeta] = None) -> Callable:
     """Decorator: make `builder` available as ``get_segmentation_model(name, ...)``."""
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _MODELS and _MODELS[name].builder is not builder:
             raise ValueError("segmentation model %r registered twice (%s, %s)"
                              % (name, _MODELS[name].builder, builder))
-        _MODELS[name] = _Entry(builder, width_key)
+        _MODELS[name] = _Entry(builder, width_key, meta or DEFAULT_META)
         return builder
     return wrap
 
@@ -81,7 +88,9 @@ def get_segmentation_model(model: str, backbone: Optional[str], num_class: int =
                            norm_layer: Optional[Callable[[int], nn.Module]] = nn.BatchNorm2d,
                            pretrained_base: Optional[str] = None, pretrained: Optional[str] = None,
                            local_rank: Optional[int] = None,
-                           head_width: Optional[Union[int, str]] = None, **kwargs: Any) -> nn.Module:
+                           head_width: Optional[Union[int, str]] = None, allow_missing: Sequence[str] = (),
+                           init_missing: Optional[Callable[[nn.Module, List[str]], None]] = None,
+                           **kwargs: Any) -> nn.Module:
     """Build a registered segmentation model and load its weights (see the module docstring)."""
     if model not in _MODELS:
         raise ValueError("unknown segmentation model %r; available: %s"
@@ -94,7 +103,7 @@ def get_segmentation_model(model: str, backbone: Optional[str], num_class: int =
     state = None
     checkpoint_width = None
     if not is_unset(pretrained):
-        state = load_state_file(pretrained)
+        state = entry.meta.remap_keys(load_state_file(pretrained))
         checkpoint_width = state_head_width(state, entry.width_key)
         if head_width is None and checkpoint_width is not None:
             head_width = checkpoint_width
@@ -104,6 +113,7 @@ def get_segmentation_model(model: str, backbone: Optional[str], num_class: int =
     _check_kwargs(model, entry.builder, kwargs)
     net = entry.builder(backbone=backbone, num_class=num_class, aux=aux, norm_layer=norm_layer, **kwargs)
     net.arch_name = "%s/%s" % (model, backbone)
+    net.meta = entry.meta
     if not is_unset(pretrained_base):
         load_pretrained_base(net, pretrained_base)
     if state is not None:
@@ -111,5 +121,6 @@ def get_segmentation_model(model: str, backbone: Optional[str], num_class: int =
         built_width = getattr(net, "head_width", None)
         if checkpoint_width is not None and built_width is not None and built_width != checkpoint_width:
             hint = _width_hint(net, checkpoint_width)
-        load_pretrained(net, state, source=str(pretrained), arch=net.arch_name, hint=hint)
+        load_pretrained(net, state, source=str(pretrained), arch=net.arch_name, hint=hint,
+                        allow_missing=allow_missing, init_missing=init_missing)
     return net

@@ -4,6 +4,7 @@ Public API:
     SegModel(backbone, head_kind, num_class=19, aux=False, norm_layer=nn.BatchNorm2d,
              head_width=None, c4_in_list=True)
         forward(x) -> SegOutputs  [logits, (aux_logits), (c4), head_feat], extras c1..c4
+        predict(scores) -> labels  the prediction rule (argmax); .meta (models/meta.py)
         .out_channels   output name -> channels (every name the forward makes, extras included)
         .head_width     the width the head was built with
         .num_class, .aux, .backbone_name, .head_kind ("deeplab" or "psp")
@@ -19,10 +20,9 @@ from typing import Callable, Dict, Optional, Union
 from torch import Tensor, nn
 
 from .backbones import build_backbone
-from .heads import DeepLabHead, FCNHead, PSPHead, resolve_head_width
+from .heads import HEADS, FCNHead, resolve_head_width
+from .meta import DEFAULT_META, ModelMeta
 from .outputs import SegOutputs
-
-_HEADS = {"deeplab": DeepLabHead, "psp": PSPHead}
 
 
 class SegModel(nn.Module):
@@ -30,8 +30,8 @@ class SegModel(nn.Module):
                  norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
                  head_width: Optional[Union[int, str]] = None, c4_in_list: bool = True) -> None:
         super().__init__()
-        if head_kind not in _HEADS:
-            raise ValueError("unknown head kind %r; use one of %s" % (head_kind, sorted(_HEADS)))
+        if head_kind not in HEADS:
+            raise ValueError("unknown head kind %r; use one of %s" % (head_kind, sorted(HEADS)))
         self.backbone_name = backbone
         self.head_kind = head_kind
         self.num_class = num_class
@@ -40,7 +40,7 @@ class SegModel(nn.Module):
         self.pretrained = build_backbone(backbone, norm_layer)
         c1, c2, c3, c4 = self.pretrained.stage_channels
         self.head_width = resolve_head_width(head_kind, c4, head_width)
-        self.head = _HEADS[head_kind](c4, num_class, self.head_width, norm_layer)
+        self.head = HEADS[head_kind](c4, num_class, self.head_width, norm_layer)
         if self.aux:
             self.auxlayer = FCNHead(c3, num_class, norm_layer)
         self.out_channels: Dict[str, int] = {"logits": num_class, "c1": c1, "c2": c2, "c3": c3,
@@ -50,11 +50,17 @@ class SegModel(nn.Module):
         self.output_names = tuple(["logits"] + (["aux_logits"] if self.aux else [])
                                   + (["c4"] if c4_in_list else []) + ["head_feat"])
 
+    meta: ModelMeta = DEFAULT_META   # the registry sets the registered model's metadata
+
+    def predict(self, scores: Tensor) -> Tensor:
+        """Class scores (N, K, H, W) -> label map (N, H, W): softmax/argmax rule."""
+        return scores.argmax(1)
+
     def forward(self, x: Tensor) -> SegOutputs:
         c1, c2, c3, c4 = self.pretrained(x)
-        logits, head_feat = self.head(c4)
+        stages = {"c1": c1, "c2": c2, "c3": c3, "c4": c4}
+        logits, head_feat = self.head(*[stages[name] for name in self.head.stages])
         values = {"logits": logits, "c4": c4, "head_feat": head_feat}
         if self.aux:
             values["aux_logits"] = self.auxlayer(c3)
-        extras = {"c1": c1, "c2": c2, "c3": c3, "c4": c4}
-        return SegOutputs([values[n] for n in self.output_names], self.output_names, extras)
+        return SegOutputs([values[n] for n in self.output_names], self.output_names, stages)

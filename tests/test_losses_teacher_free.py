@@ -221,7 +221,12 @@ def test_tf_kd_reg_replaces_task_ce_and_ignores_minus_one():
     method = TfKD.from_args(make_args(TfKD), RESNET18_INFO, None)
     student = fake_outputs()
     labels = make_labels()
-    terms = method(ctx_for(student, labels=labels))
+    ctx = ctx_for(student, labels=labels)
+    terms = dict(method(ctx))
+    assert set(terms) == {"tf_kd"}
+    from losses.task import TaskLoss
+    method.set_task_criterion(TaskLoss("ce", aux_weight=0.0))
+    terms.update(method.task_loss(ctx))        # the method owns the task loss: (1 - alpha) * CE
     assert set(terms) == {"task", "tf_kd"}
     ce = SegCrossEntropyLoss(ignore_index=-1)(student.logits, labels)
     assert torch.allclose(terms["task"], (1 - 0.1) * ce)

@@ -13,6 +13,7 @@ SMALL_CIRKD = ["--pixel-memory-size", "64", "--region-memory-size", "8", "--pixe
 NO_ADV = ["--lambda-adv", "0", "--lambda-d", "0"]   # the discriminator needs >= 64x64 logits (512 crops)
 # Extra flags per method for 128x128 crops (16x16 maps).
 EXTRA = {"skd": NO_ADV, "ifvd": NO_ADV, "cwd": NO_ADV, "cirkd": SMALL_CIRKD, "kd+cwd": NO_ADV}
+BOOKKEEPING = {"task", "task_aux", "total", "lr"}
 TEACHER_FREE = {"tf_fd", "sad", "tf_kd", "tf_kd_reg", "none"}
 SPECIAL = {"maskd", "maskd_tokens", "tf_kd_self"}   # need files made by another run: own tests below
 
@@ -40,7 +41,14 @@ def log_text(save_dir):
     return open(next(iter(sorted(save_dir.glob("*_log.txt"))))).read()
 
 
-METHODS = sorted(set(losses.available_methods()) - SPECIAL) + ["kd+cwd"]
+def logged_terms(log: str, iteration: int = 1) -> set:
+    """The names logged on the line of ``iteration`` ("iter 1/2 | task 2.9 kd 0.1 ... | it/s")."""
+    line = next(l for l in log.splitlines() if "iter %d/" % iteration in l)
+    fields = line.split(" | ")[1].split()
+    return set(fields[0::2])
+
+
+METHODS = sorted(set(losses.available_methods()) - SPECIAL) + ["kd+bpkd"]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -49,7 +57,26 @@ def test_method_trains_end_to_end(setup, tmp_path, method):
     prefix = "" if method == "none" else "kd_"
     weights = student_weights(tmp_path, prefix + STUDENT + "_best_model.pth")
     assert all(torch.isfinite(v.float()).all() for v in weights.values())
-    assert "val @ 2" in log_text(tmp_path)
+    log = log_text(tmp_path)
+    assert "val @ 2" in log
+    own_terms = logged_terms(log) - BOOKKEEPING
+    if method == "none":
+        assert not own_terms
+    else:   # a method that silently returned no terms would train plain CE
+        assert own_terms, "--kd-method %s logged no terms of its own" % method
+        if "+" in method:
+            assert len(own_terms) >= 2 and "kd" in own_terms, own_terms
+
+
+def test_combined_methods_with_the_same_term_fail(setup, tmp_path):
+    """kd+cwd: both return 'kd'; summing it twice silently would double its weight."""
+    from e2e_common import run_cli
+    data, teacher = setup
+    argv = TINY + ["--data", data, "--save-dir", str(tmp_path), "--kd-method", "kd+cwd", "--crop-size", "128", "128",
+                   "--max-iterations", "1", "--skip-val", "--teacher-model", "deeplabv3", "--teacher-backbone",
+                   "resnet18", "--teacher-pretrained", teacher] + NO_ADV
+    code, _, err = run_cli("train_kd.py", argv)
+    assert code == 1 and "both return the term 'kd'" in err.strip().splitlines()[-1]
 
 
 def test_every_method_is_covered():
@@ -103,9 +130,10 @@ def test_tf_kd_self_uses_a_trained_student_as_teacher(setup, tmp_path):
                    "128", "--max-iterations", "2", "--skip-val", "--teacher-pretrained", teacher]
     assert train(argv) == 0
     log = log_text(tmp_path)
-    assert "tf_kd" in log and "teachers ['deeplabv3/resnet18']" in log
+    assert "tf_kd" in log and "network: teacher deeplabv3/resnet18" in log
 
 
 def test_teacher_free_methods_build_no_teacher(setup, tmp_path):
     assert run_method(setup, tmp_path, "tf_fd") == 0
-    assert "teachers []" in log_text(tmp_path)
+    log = log_text(tmp_path)
+    assert "network: student" in log and "network: teacher" not in log

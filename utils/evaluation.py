@@ -1,14 +1,19 @@
-"""Validation loop used by training and ``eval.py``: predict, accumulate the confusion matrix."""
+"""Validation loop used by training and ``eval.py``: predict, feed an evaluator, report its figures.
+
+The label map comes from the model's own rule (``model.predict(scores)``, argmax by default) and
+the logits are resized with the model's ``align_corners`` (``model.meta``); nothing here imports
+``models``: both are read from the built model's attributes.
+"""
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 from torch import nn
 
+from .evaluators import Evaluator
 from .inference import predict
-from .score import SegmentationMetric
 
 
 def autocast_context(device: torch.device, amp: str):
@@ -18,17 +23,29 @@ def autocast_context(device: torch.device, amp: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(getattr(model, "module", None), nn.Module) else model
+
+
+def label_map(model: nn.Module, scores: torch.Tensor) -> torch.Tensor:
+    """(N, K, H, W) scores -> (N, H, W) labels by the model's ``predict`` rule (default argmax)."""
+    rule = getattr(_unwrap(model), "predict", None)
+    return rule(scores) if callable(rule) else scores.argmax(1)
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, num_classes: int, ignore_index: int, device: torch.device,
+def evaluate(model: nn.Module, loader, evaluator: Evaluator, device: torch.device,
              mode: str = "whole", scales=(1.0,), flip: bool = False, crop=(512, 1024), stride=(341, 682),
-             amp: str = "none", on_image: Optional[Callable] = None, progress: bool = False) -> SegmentationMetric:
-    """Run the model over ``loader`` (batches of (image, label, name)) and return the all-reduced metric.
+             amp: str = "none", on_image: Optional[Callable] = None, progress: bool = False) -> Dict[str, object]:
+    """Run the model over ``loader`` (batches of (image, label, name)); the evaluator's figures
+    over all processes.
 
     ``on_image(index, image, label, pred, name)`` is called per image (for pictures / prediction files).
     """
     was_training = model.training
     model.eval()
-    metric = SegmentationMetric(num_classes, ignore_index=ignore_index, device=device)
+    evaluator.reset(device)
+    num_classes = getattr(evaluator, "num_classes", None)
     iterator = loader
     if progress:
         from tqdm import tqdm
@@ -39,10 +56,10 @@ def evaluate(model: nn.Module, loader, num_classes: int, ignore_index: int, devi
         with autocast_context(device, amp):
             scores = predict(model, images, num_classes, mode=mode, scales=scales, flip=flip,
                              crop=crop, stride=stride)
-        pred = scores.float().argmax(1)
-        metric.update(pred, labels)
+        pred = label_map(model, scores.float())
+        evaluator.process(pred, labels)
         if on_image is not None:
             on_image(index, images, labels, pred, names)
-    metric.all_reduce()
+    figures = evaluator.result()
     model.train(was_training)
-    return metric
+    return figures
