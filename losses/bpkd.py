@@ -3,7 +3,7 @@
 Paper: L. Liu, Z. Wang, M. H. Phan, B. Zhang, J. Ge, Y. Liu, "BPKD: Boundary Privileged Knowledge
 Distillation for Semantic Segmentation", WACV 2024 (arXiv 2306.08075).
 Official repo: AkideLiu/BPKD@83014fa holds evaluation code only (no loss or training code; issue #3).
-This implementation follows the method card (shared/methods/bpkd.md): the paper's Fig. 3 (shipped in
+This implementation follows the paper's Fig. 3 (shipped in
 the repo as resources/image-20230616azcXmW.png), the abstract, and mmrazor 0.x ChannelWiseDivergence.
 
 With one-hot labels O (B x C x H x W; pixels outside [0, C), e.g. ignore, are all-zero), decode-head

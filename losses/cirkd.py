@@ -4,7 +4,7 @@ Paper: C. Yang, H. Zhou, Z. An, X. Jiang, Y. Xu, Q. Zhang, "Cross-Image Relation
 Distillation for Semantic Segmentation", CVPR 2022 (arXiv 2204.06986).
 Official code: winycg/CIRKD@2d8ad0f train_cirkd.py, losses/kd.py:CriterionKD,
 losses/cirkd_mini_batch.py:CriterionMiniBatchCrossImagePair, losses/cirkd_memory.py:StudentSegContrast
-(memory part in ``losses/cirkd_memory.py``). Card: shared/methods/cirkd.md.
+(memory part in ``losses/cirkd_memory.py``). 
 
 On the decoder features ``head_feat`` (student Cs, teacher Ct channels) and the logits:
 

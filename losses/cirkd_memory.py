@@ -2,7 +2,7 @@
 pixel-to-region similarity distillation against them (helpers of ``losses/cirkd.py``).
 
 Official code: winycg/CIRKD@2d8ad0f losses/cirkd_memory.py:StudentSegContrast (unchanged at
-dab64db). Card: shared/methods/cirkd.md, term (2).
+dab64db). Term (2) of CIRKD.
 
     t = normalise(t_feat), s = normalise(head(s_feat))        over channels
     l = labels resized to (h, w) with `nearest`

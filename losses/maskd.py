@@ -3,7 +3,7 @@
 Paper: T. Huang, Y. Zhang, S. You, F. Wang, C. Qian, J. Cao, C. Xu, "Masked Distillation with
 Receptive Tokens", ICLR 2023 (arXiv 2205.14589).
 Official code: hunto/MasKD@b5af34f segmentation/losses/maskd.py:dice_coeff, MaskModule, MasKDLoss;
-stage 1 segmentation/train_mask_module.py, stage 2 segmentation/train_maskd.py. Card: shared/methods/maskd.md.
+stage 1 segmentation/train_mask_module.py, stage 2 segmentation/train_maskd.py.
 
 Tokens W (T x C, C = number of classes) turn a logit map z (B x C x h x w) into T soft masks
     m_{b,t,p} = sigmoid(sum_c W_{t,c} z_{b,c,p})

@@ -13,7 +13,7 @@ For student stages A_1..A_M (shallow to deep):
     path(A_m, A_m+1) = mean over N*H_m*W_m of (Psi(A_m; S_m) - Psi(A_m+1; S_m))^2
     L_SAD = gamma * sum_m path(A_m, A_m+1)   while iteration >= start, 0 before
 
-Differences from the official code / port (see shared/methods/sad.md):
+Differences from the official code / port :
 - Segmentation hyper-parameters were never published. Defaults: gamma = 0.1 (paper and port), stages
   c1, c2, c3, c4 (three paths, the port's "every consecutive encoder stage"), and the start at
   round(2/3 * max_iterations), the port's 40000 of 60000; ``--sad-start-fraction 0`` starts at once.

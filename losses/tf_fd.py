@@ -14,7 +14,7 @@ For student features f_1..f_M ordered shallow to deep (default M = 3):
     readme form:             L = lambda_intra * (sum_{i<j} inter(f_i, f_j) + sum_i intra(f_i))
     training: L_total = CE + min(1, iteration / warmup_iters) * L
 
-Differences from the official code (all deliberate, see shared/methods/tf_fd.md):
+Differences from the official code (all deliberate):
 - Segmentation hyper-parameters were never published (the README's segmentation numbers are a third party's,
   without settings). Defaults: the README-command lambdas (inter 5e-4, intra 8e-4), features c2, c3, c4 of the
   student backbone (post-ReLU; all at 1/8 for the dilated ResNet-18, so only channel slicing happens), and the

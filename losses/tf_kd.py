@@ -16,7 +16,7 @@ Every labelled pixel is one classification row; P = number of pixels whose label
 The method owns its task loss: ``task_loss`` returns ``"task"`` = (1-alpha) * CE (same resize and ignore
 rule as losses/task.py) plus the usual aux-head term; ``forward`` returns ``"tf_kd"`` = alpha * KL.
 
-Differences from the official code (see shared/methods/tf_kd.md):
+Differences from the official code :
 - Segmentation hyper-parameters were never published (the seed's numbers do not name the variant). Defaults:
   the official CIFAR ResNet18 rows (self: alpha 0.95, T 6, m 50; reg: alpha 0.1, T 20, m 100), the
   MobileNetV2 rows for a MobileNetV2 student (self: 0.95, 20, 1; reg: 0.95, 40, 1), variant ``reg``.

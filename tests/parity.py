@@ -11,7 +11,7 @@ Public API:
     run_parity_case(case, f64=False) -> dict     check_case's report {"ok", "failures", "warnings"}
 
 tests/parity_ref/check.py and fill.py are unchanged copies of the reference harness
-(/work/shared/parity); check_case fills the model with deterministic weights, runs it in eval
+(the project's parity harness); check_case fills the model with deterministic weights, runs it in eval
 and train mode and compares with the stored official numbers.
 """
 import importlib.util

@@ -1,4 +1,5 @@
-"""eval.py: whole, slide and multi-scale+flip agree on a model that predicts one class everywhere."""
+"""eval.py: whole, slide and multi-scale+flip agree on a model that predicts one class everywhere
+(each against the analytic figures, and against each other)."""
 import json
 
 import pytest
@@ -37,3 +38,21 @@ def test_protocols_agree_on_constant_prediction(constant_model, protocol):
     assert result["pixAcc"] == pytest.approx(road_iou, abs=1e-6)
     assert result["mIoU"] == pytest.approx(road_iou / 19, abs=1e-6)
     assert protocol[:2] == ["--mode", "slide"] or "whole" in result["protocol"]
+
+
+def test_protocols_give_the_same_figures(constant_model):
+    """The three protocols, run side by side, report identical figures for a constant prediction."""
+    data, ckpt, base = constant_model
+    results = []
+    for i, protocol in enumerate([[], ["--mode", "slide", "--crop-size", "48", "80", "--stride", "32", "50"],
+                                  ["--scales", "0.75", "1.5", "--flip-eval"]]):
+        out = base / ("compare_%d" % i)
+        assert evaluate(["--model", "deeplabv3", "--backbone", "resnet18", "--dataset", "citys", "--data", data,
+                         "--pretrained", ckpt, "--save-dir", str(out), "--no-progress", "--workers", "0"]
+                        + protocol) == 0
+        results.append(json.load(open(out / "results.json")))
+    assert len({r["protocol"] for r in results}) == 3
+    for other in results[1:]:
+        for key in ("pixAcc", "mIoU", "mAcc"):
+            assert other[key] == pytest.approx(results[0][key], abs=1e-9), key
+        assert other["per_class_IoU"] == pytest.approx(results[0]["per_class_IoU"], abs=1e-9)

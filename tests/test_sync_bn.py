@@ -19,7 +19,10 @@ def _worker(rank, port, x, w_out, queue):
     y = bn(part)
     loss = (y * w_out[rank:rank + 1]).sum()
     loss.backward()
-    queue.put((rank, y.detach(), part.grad, bn[0].weight.grad, bn[0].running_mean.clone()))
+    # Plain numpy arrays: a tensor would travel as a shared-memory handle that the parent unpickles
+    # after this worker may already have exited (FileNotFoundError in resource_sharer).
+    queue.put((rank,) + tuple(t.detach().numpy().copy() for t in (y, part.grad, bn[0].weight.grad,
+                                                                   bn[0].running_mean)))
     dist.destroy_process_group()
 
 
@@ -38,6 +41,7 @@ def test_cpu_sync_bn_matches_full_batch_bn():
     for p in procs:
         p.start()
     results = sorted([queue.get(timeout=120) for _ in procs], key=lambda r: r[0])
+    results = [(r[0],) + tuple(torch.from_numpy(a) for a in r[1:]) for r in results]
     for p in procs:
         p.join(60)
     y = torch.cat([r[1] for r in results])

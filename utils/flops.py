@@ -10,8 +10,8 @@ Public API:
     python -m utils.flops --model deeplabv3 --backbone resnet18 --size 512 1024
 
 FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` on one eval-mode forward
-(convolutions / matmuls only, 2 FLOPs per multiply-add), the convention of the parity table
-in /work/shared/parity/PARITY.md. The aux head is every sub-module named ``auxlayer``; its
+(convolutions / matmuls only, 2 FLOPs per multiply-add), the convention of the official
+models' parity figures (README, model table). The aux head is every sub-module named ``auxlayer``; its
 FLOPs are counted by re-running it on the input it received. The CLI builds the model on the
 ``meta`` device by default (no memory, no arithmetic: counting ResNet-101 at 512x1024 takes
 a fraction of a second); ``--device cpu`` runs real tensors instead.
