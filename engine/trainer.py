@@ -310,11 +310,12 @@ class Trainer:
 
     def _validate(self, iteration: int) -> None:
         self.pictures.begin(iteration)
-        result = self.validator.run(self.student, iteration)
+        figures, improved = self.validator.run(self.student, iteration)
         self._train_mode()
-        self.files.improved = result["improved"]
-        figures = scalar_figures({k: v for k, v in result.items() if k not in ("improved", "score")})
-        self.logger.info("val @ %d: %s (best %s %.4f%s) [whole image, single scale, %s mIoU]", iteration,
+        self.files.improved = improved
+        figures = scalar_figures(figures)
+        convention = ", %s mIoU" % self.args.val_miou if "mIoU" in figures else ""
+        self.logger.info("val @ %d: %s (best %s %.4f%s) [whole image, single scale%s]", iteration,
                          " ".join("%s %.4f" % kv for kv in figures.items()), self.validator.best_key,
-                         self.best_score, ", new best" if result["improved"] else "", self.args.val_miou)
+                         self.best_score, ", new best" if improved else "", convention)
         self.board.scalars({"val/" + k: v for k, v in figures.items()}, iteration)

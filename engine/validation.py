@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from utils.evaluation import evaluate
 
@@ -47,8 +47,8 @@ class Validator:
             if best and best.get("iteration", 0) <= start_iteration:
                 self.best = best
 
-    def run(self, model, iteration: int) -> Dict[str, object]:
-        """Validate; returns the figures plus ``improved`` (bool) and ``score`` (the best key's value)."""
+    def run(self, model, iteration: int) -> Tuple[Dict[str, object], bool]:
+        """Validate; returns the evaluator's figures and whether the best key improved."""
         figures = evaluate(model, self.val_loader, self.evaluator, self.device, amp=self.amp,
                            on_image=self.on_image if self.is_main else None)
         if self.best_key not in figures:
@@ -65,7 +65,7 @@ class Validator:
         self.history.append(dict(scalar_figures(figures), iteration=iteration))
         if self.is_main:
             self._write(record)
-        return dict(figures, improved=improved, score=score)
+        return figures, improved
 
     def _write(self, last: Dict[str, object]) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)

@@ -12,7 +12,7 @@ parsed ``--aux-weight`` but used the literal 0.4); a batch whose pixels are all 
 0 instead of NaN (the loop would otherwise stop on a NaN loss for an empty crop).
 
 OHEM CE (``--task-loss ohem``; CPS/MGD ``furnace/seg_opr/loss_opr.py:ProbOhemCrossEntropy2d``, the
-MGD Cityscapes recipe): p = softmax(U)[y] of each valid pixel; if more than ``min_kept`` pixels are
+MGD Cityscapes recipe): p = softmax(U)[y] of each valid pixel; if at least ``min_kept`` pixels are
 valid, keep those with p <= max(thresh, the min_kept-th smallest p) and take the CE mean over the
 kept ones, otherwise plain CE. ``min_kept`` counts pixels of the whole (per-process) batch.
 
@@ -71,7 +71,7 @@ class OhemCrossEntropyLoss(SegCrossEntropyLoss):
         if num_valid == 0:
             return logits.sum() * 0.0
         labels = labels.long()
-        if num_valid > self.min_kept:
+        if num_valid >= self.min_kept:
             with torch.no_grad():
                 prob = F.softmax(logits, dim=1)
                 true_prob = prob.gather(1, labels.clamp_min(0).unsqueeze(1)).squeeze(1)[valid]
