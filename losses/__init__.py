@@ -1,15 +1,17 @@
 """Loss registry. Every module in this package is imported so its ``@register`` runs.
 
 ``losses.available_methods()`` lists the ``--kd-method`` names; ``losses.parse_spec(text)`` parses
-a ``--kd-method`` value once (``a+b`` combines methods) and builds the method.
+a ``--kd-method`` value once (``a+b`` combines methods) and builds the method. The contract a
+method follows is ``losses/base.py``; the registry and the parsing are ``losses/registry.py``.
 """
 import importlib
 import pkgutil
 
 from .base import (ChannelInfo, DistillMethod, MissingKeys, StepContext, StreamBatch,  # noqa: F401
-                   add_flag, available_methods, get_method_class, on_off, pick, register)
-from .spec import (CombinedMethod, MethodSpec, TermConflict, build_method, method_classes,  # noqa: F401
-                   parse_spec, teacher_is_student, teachers_needed)
+                   add_flag, on_off, pick)
+from .registry import (CombinedMethod, MethodSpec, TermConflict, available_methods, build_method,  # noqa: F401
+                       get_method_class, method_classes, parse_spec, register, teacher_is_student,
+                       teachers_needed)
 from .task import SegCrossEntropyLoss, TaskLoss, task_loss  # noqa: F401
 
 for _info in pkgutil.iter_modules(__path__):
@@ -19,6 +21,6 @@ for _info in pkgutil.iter_modules(__path__):
 
 def add_method_args(parser) -> None:
     """Let every registered method add its flags (shared ones such as --lambda-kd only once)."""
-    from .base import _REGISTRY
+    from .registry import _REGISTRY
     for name in sorted(_REGISTRY):
         _REGISTRY[name].add_args(parser)

@@ -46,7 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import ChannelInfo, DistillMethod, StepContext, add_flag, on_off, pick, register
+from .base import ChannelInfo, DistillMethod, StepContext, add_flag, on_off, pick
+from .registry import register
 from .common import add_kd_args, as_float, kd_loss, require_teacher, resolve_kd
 
 # dataset -> (lambda_kd, lambda_fd, lambda_ctr), from the official train_scripts.

@@ -22,7 +22,8 @@ from typing import Dict, Optional
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick, register
+from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick
+from .registry import register
 from .common import KDTermMixin, add_kd_args, as_float, describe_terms, require_teacher, resolve_kd
 
 

@@ -1,8 +1,8 @@
-"""The contract every distillation method follows, and the ``--kd-method`` registry.
+"""The contract every distillation method follows (the registry is ``losses/registry.py``).
 
 A method is one registered ``nn.Module`` (one file in ``losses/``). Per run the loop:
 
-1. parses ``--kd-method`` once (``losses/spec.py``: ``a+b`` combines methods) and asks the classes
+1. parses ``--kd-method`` once (``losses/registry.py``: ``a+b`` combines methods) and asks the classes
    what they need: ``teachers_needed(args)``, ``streams_needed(args)`` (named batch streams such as
    ``unlabeled``), ``teacher_is_student``, ``teacher_mode``, ``trains_student``,
    ``missing_keys_allowed(args, role)`` (checkpoint keys a network may lack, and their init);
@@ -67,31 +67,6 @@ class MissingKeys:
     """Checkpoint keys a network may lack (fnmatch patterns) and how to initialise them."""
     patterns: Tuple[str, ...]
     init: Optional[Callable[[nn.Module, List[str]], None]] = None   # (model, missing keys) -> None
-
-
-_REGISTRY: Dict[str, Type["DistillMethod"]] = {}
-
-
-def register(name: str) -> Callable[[Type["DistillMethod"]], Type["DistillMethod"]]:
-    """Class decorator: make a method available as ``--kd-method name``."""
-    def wrap(cls: Type["DistillMethod"]) -> Type["DistillMethod"]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError("kd method %r registered twice (%s, %s)" % (name, _REGISTRY[name], cls))
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-    return wrap
-
-
-def available_methods() -> List[str]:
-    return sorted(_REGISTRY)
-
-
-def get_method_class(name: str) -> Type["DistillMethod"]:
-    if name not in _REGISTRY:
-        raise KeyError("unknown --kd-method %r; available: %s (combine with '+', e.g. kd+cwd)"
-                       % (name, ", ".join(available_methods())))
-    return _REGISTRY[name]
 
 
 def add_flag(parser: argparse.ArgumentParser, *names: str, **kwargs: Any) -> None:
@@ -226,17 +201,3 @@ class DistillMethod(nn.Module, metaclass=abc.ABCMeta):
 
     def describe(self) -> str:
         return self.name
-
-
-@register("none")
-class NoDistillation(DistillMethod):
-    """Plain supervised training (task loss only). Also how teachers are trained."""
-
-    num_teachers = 0
-
-    @classmethod
-    def from_args(cls, args, student_info, teacher_info):
-        return cls()
-
-    def forward(self, ctx: StepContext) -> Dict[str, Tensor]:
-        return {}

@@ -41,7 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick, register
+from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick
+from .registry import register
 from .common import as_float, require_teacher
 
 EDGE_REDUCTIONS = ("class", "pixel")

@@ -45,7 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import ChannelInfo, DistillMethod, StepContext, add_flag, on_off, pick, register
+from .base import ChannelInfo, DistillMethod, StepContext, add_flag, on_off, pick
+from .registry import register
 from .cirkd_memory import CIRKDMemoryLoss
 from .common import add_kd_args, as_float, kd_loss, require_teacher, resolve_kd
 

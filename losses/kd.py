@@ -26,7 +26,8 @@ from typing import Dict, Optional
 
 from torch import Tensor
 
-from .base import ChannelInfo, DistillMethod, StepContext, register
+from .base import ChannelInfo, DistillMethod, StepContext
+from .registry import register
 from .common import (KDLoss, KDTermMixin, add_kd_args, as_float, kd_loss,  # noqa: F401  (re-exported)
                      require_teacher, resolve_kd)
 

@@ -42,7 +42,8 @@ from torch import Tensor, nn
 
 from utils.checkpoint import atomic_save
 
-from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick, register
+from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick
+from .registry import register
 from .common import as_float, require_teacher
 from .task import SegCrossEntropyLoss
 

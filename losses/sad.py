@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import ChannelInfo, DistillMethod, StepContext, add_flag, on_off, pick, register
+from .base import ChannelInfo, DistillMethod, StepContext, add_flag, on_off, pick
+from .registry import register
 from .common import parse_stages, student_stage_features
 
 

@@ -41,7 +41,8 @@ from torch import Tensor, nn
 
 from .adversarial import (AdversarialMixin, Discriminator, HolisticDistillation, add_adv_args,  # noqa: F401
                           adv_d_loss, adv_g_loss, resolve_adv)
-from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick, register
+from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick
+from .registry import register
 from .common import KDTermMixin, add_kd_args, as_float, describe_terms, num_classes_of, require_teacher, resolve_kd
 
 

@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick, register
+from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick
+from .registry import register
 from .common import parse_stages, student_stage_features
 
 FORMS = ("train_kd", "readme")

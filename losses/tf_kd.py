@@ -37,7 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick, register
+from .base import ChannelInfo, DistillMethod, StepContext, add_flag, pick
+from .registry import register
 from .task import upsample_to
 
 VARIANTS = ("self", "reg")

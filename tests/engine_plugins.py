@@ -9,7 +9,8 @@ from typing import Dict, List
 import torch
 from torch import Tensor
 
-from losses.base import _REGISTRY, DistillMethod, MissingKeys, StepContext, register
+from losses.base import DistillMethod, MissingKeys, StepContext
+from losses.registry import _REGISTRY, register
 from losses.common import kd_loss
 from models.deeplabv3 import deeplabv3
 from models.meta import IMAGENET_RGB, ModelMeta

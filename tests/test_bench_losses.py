@@ -61,7 +61,7 @@ def broken_methods():
 
     yield ["_bench_cannot_build", "_bench_fails"]
     for name in ("_bench_cannot_build", "_bench_fails"):
-        losses.base._REGISTRY.pop(name, None)
+        losses.registry._REGISTRY.pop(name, None)
 
 
 def test_unusable_methods_become_skipped_rows(broken_methods):

@@ -84,7 +84,8 @@ def test_eval_missing_checkpoint(data, tmp_path):
 
 def test_non_finite_loss_stops_naming_iteration_and_term(data, tmp_path, capsys):
     import losses
-    from losses.base import _REGISTRY, DistillMethod, register
+    from losses.base import DistillMethod
+    from losses.registry import _REGISTRY, register
 
     @register("nan_at_2")
     class NanAtTwo(DistillMethod):

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 import losses
-from losses.base import StepContext, get_method_class
+from losses.base import StepContext
+from losses.registry import get_method_class
 from losses.cwd import cwd_loss
 from losses.ifvd import ifv_loss
 from losses.kd import kd_loss

@@ -1,6 +1,7 @@
-"""``--kd-method`` parsed once into a :class:`MethodSpec`, and ``a+b`` combinations.
+"""The ``--kd-method`` registry, parsed once into a :class:`MethodSpec`, and ``a+b`` combinations.
 
-    spec = parse_spec("kd+cwd")            # classes looked up in the registry (losses/base.py)
+    @register("name") class MyMethod(DistillMethod): ...   # one file per method in losses/
+    spec = parse_spec("kd+cwd")            # classes looked up in the registry below
     spec.teachers_needed(args), spec.streams_needed(args), spec.trains_student, spec.teacher_mode
     method = spec.build(args, student_info, teacher_infos)   # one method, or a CombinedMethod
 
@@ -11,11 +12,36 @@ At most one part may replace the default task loss, the evaluator or ``forward_n
 from __future__ import annotations
 
 import argparse
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 from torch import Tensor, nn
 
-from .base import ChannelInfo, DistillMethod, MissingKeys, StepContext, get_method_class
+from .base import ChannelInfo, DistillMethod, MissingKeys, StepContext
+
+
+_REGISTRY: Dict[str, Type["DistillMethod"]] = {}
+
+
+def register(name: str) -> Callable[[Type["DistillMethod"]], Type["DistillMethod"]]:
+    """Class decorator: make a method available as ``--kd-method name``."""
+    def wrap(cls: Type["DistillMethod"]) -> Type["DistillMethod"]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError("kd method %r registered twice (%s, %s)" % (name, _REGISTRY[name], cls))
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+    return wrap
+
+
+def available_methods() -> List[str]:
+    return sorted(_REGISTRY)
+
+
+def get_method_class(name: str) -> Type["DistillMethod"]:
+    if name not in _REGISTRY:
+        raise KeyError("unknown --kd-method %r; available: %s (combine with '+', e.g. kd+cwd)"
+                       % (name, ", ".join(available_methods())))
+    return _REGISTRY[name]
 
 
 class TermConflict(ValueError):
