@@ -14,7 +14,7 @@ On the student's last backbone stage ``c4`` (Cs channels) and the teacher's ``c4
     P, Q  = maxpool_pool(F), maxpool_pool(T_c4)   (or a top-left crop, the official CamVid branch)
     cut P, Q into ph x pw patches and the channels into M groups of Ct/M; anchors a = (n, k)
     s(a, a') = -||p_a - q_a'||_1 / tau;  negatives of a: every a' = (n', k') of the patch with k' != k
-    L_ctr = sum_a [logsumexp_{a' in {a} + negatives} s(a, a') - s(a, a)] / (B * H' * W')
+    L_ctr = sum_a -log_softmax_{a' in {a} + negatives}(s(a, .))[a] / (B * H' * W')
     L = lambda_kd * KD_T(z_s, z_t) + lambda_fd * L_fd + lambda_ctr * L_ctr      (+ the task loss)
 
 The learnable ``align`` and ``proj`` are trained with the student (one SGD optimizer); their gradients
@@ -34,7 +34,12 @@ Differences from the official code (all intentional):
 - A contrast map that the patch grid does not tile, or Ct % M != 0, gives a clear error (officially a
   view() crash). Pascal Context (not in the paper) uses the VOC weights.
 - Losses are computed in float32 with autocast disabled (or float64 when given float64); the
-  anchor loss uses a masked logsumexp instead of gathering positives/negatives (same value).
+  anchor loss is -log_softmax at the positive over a masked row instead of gathering positives and
+  negatives into a new tensor (same value, and the softmax as exact as the official CE's).
+- The contrastive scores (L1 distances / tau, ~1e3) and their softmax are computed in float64 by
+  default (``--contrast-precision float32`` for the official dtype): a float32 score of that size
+  carries an absolute error of ~1e-4, which every softmax weight and so every gradient inherits.
+  The term costs about 1.4x its float32 time (0.3 s of a ~40 s CPU step at 512x1024, batch 2).
 """
 from __future__ import annotations
 
@@ -60,6 +65,7 @@ DATASET_WEIGHTS: Dict[str, Tuple[float, float, float]] = {
     "pascal_context": (1.0, 1e-6, 0.005),   # not in the paper: VOC's weights
 }
 CAMVID_CONTRAST_CROP = 44
+PRECISIONS = {"float64": torch.float64, "float32": None}
 VARIANTS = ("omni", "channel", "spatial")
 
 
@@ -118,12 +124,17 @@ def to_anchors(feat: Tensor, patch_size: Sequence[int], num_groups: int) -> Tens
 
 
 def omni_contrastive_loss(pred: Tensor, target: Tensor, patch_size: Sequence[int], num_groups: int,
-                          tau: float, variant: str = "omni") -> Tensor:
+                          tau: float, variant: str = "omni", compute_dtype: Optional[torch.dtype] = None) -> Tensor:
     """Sum over anchors of the contrastive cross-entropy, divided by B * H * W of the given maps.
 
     ``omni``/``channel``: negatives of (n, k) are all (n', k') of the patch with k' != k.
     ``spatial`` (M must be 1): negatives of position n are all other positions n' != n of the patch.
+    ``compute_dtype`` (e.g. float64): the scores and the softmax are computed in it when it is wider
+    than the inputs, and the loss is returned in the inputs' dtype.
     """
+    out_dtype = pred.dtype
+    if compute_dtype is not None and torch.finfo(compute_dtype).bits > torch.finfo(pred.dtype).bits:
+        pred, target = pred.to(compute_dtype), target.to(compute_dtype)
     batch, channels, height, width = pred.shape
     ph, pw = patch_size
     if height % ph or width % pw:
@@ -144,8 +155,11 @@ def omni_contrastive_loss(pred: Tensor, target: Tensor, patch_size: Sequence[int
         allowed = (group[:, None] != group[None, :]) | torch.eye(num_anchors, dtype=torch.bool,
                                                                  device=scores.device)
     masked = scores.masked_fill(~allowed, float("-inf"))
-    per_anchor = torch.logsumexp(masked, dim=-1) - scores.diagonal(dim1=-2, dim2=-1)
-    return per_anchor.sum() / (batch * height * width)
+    # -log_softmax at the positive, as the official cross-entropy: log_softmax shifts by the row max
+    # before exponentiating, so with |scores| ~ 1e3 (L1 / tau) the float32 softmax weights keep full
+    # precision (logsumexp(row) - positive would lose ~1e-4 of it in the subtraction).
+    per_anchor = -F.log_softmax(masked, dim=-1).diagonal(dim1=-2, dim2=-1)
+    return (per_anchor.sum() / (batch * height * width)).to(out_dtype)
 
 
 @register("af_dcd")
@@ -159,7 +173,7 @@ class AfDCD(DistillMethod):
                  tau: float = 0.07, num_groups: int = 16, pool_size: int = 4,
                  patch_size: Sequence[int] = (4, 4), rand_mask: bool = True, mask_ratio: float = 0.75,
                  enhance_projector: bool = False, contrast_crop: Optional[int] = None,
-                 variant: str = "omni", max_grad_norm: float = 15.0) -> None:
+                 variant: str = "omni", max_grad_norm: float = 15.0, contrast_precision: str = "float64") -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError("--afdcd-variant must be one of %s (got %r)" % ("/".join(VARIANTS), variant))
@@ -187,6 +201,10 @@ class AfDCD(DistillMethod):
         self.contrast_crop = int(contrast_crop) if contrast_crop else None
         self.variant = variant
         self.max_grad_norm = float(max_grad_norm)
+        if contrast_precision not in PRECISIONS:
+            raise ValueError("--contrast-precision must be one of %s (got %r)" % ("/".join(PRECISIONS), contrast_precision))
+        self.contrast_precision = contrast_precision
+        self.contrast_dtype = PRECISIONS[contrast_precision]
         if student_channels == teacher_channels:
             self.align: nn.Module = nn.Identity()
         else:
@@ -215,6 +233,9 @@ class AfDCD(DistillMethod):
                  help="af_dcd: fraction of c4 positions masked (default 0.75)")
         on_off(parser, "rand-mask", None, "af_dcd: random mask (default on); --no-rand-mask = centre mask")
         on_off(parser, "enhance-projector", None, "af_dcd: 4-conv enhanced projector (default off)")
+        add_flag(parser, "--contrast-precision", dest="contrast_precision", choices=sorted(PRECISIONS), default=None,
+                 help="af_dcd: dtype of the contrastive scores and softmax (default float64: float32 scores of "
+                      "size |L1|/tau ~ 1e3 lose ~1e-4 of every gradient; float32 is ~0.3 s faster per CPU step)")
         add_flag(parser, "--afdcd-variant", dest="afdcd_variant", choices=VARIANTS, default=None,
                  help="af_dcd: omni (official), channel (patch 1x1) or spatial (M=1, negatives = other positions)")
 
@@ -243,7 +264,8 @@ class AfDCD(DistillMethod):
                    rand_mask=pick(getattr(args, "rand_mask", None), True),
                    mask_ratio=pick(getattr(args, "mask_ratio", None), 0.75),
                    enhance_projector=pick(getattr(args, "enhance_projector", None), False),
-                   contrast_crop=crop, variant=variant)
+                   contrast_crop=crop, variant=variant,
+                   contrast_precision=pick(getattr(args, "contrast_precision", None), "float64"))
 
     # ---- loss --------------------------------------------------------------------------------
     def make_keep_mask(self, batch: int, height: int, width: int, device: torch.device,
@@ -275,7 +297,8 @@ class AfDCD(DistillMethod):
         fd = (regenerated - teacher_feat).pow(2).sum() / batch
         ctr = omni_contrastive_loss(reduce_for_contrast(regenerated, self.pool_size, self.contrast_crop),
                                     reduce_for_contrast(teacher_feat, self.pool_size, self.contrast_crop),
-                                    self.patch_size, self.num_groups, self.tau, self.variant)
+                                    self.patch_size, self.num_groups, self.tau, self.variant,
+                                    compute_dtype=self.contrast_dtype)
         return fd, ctr
 
     def forward(self, ctx: StepContext) -> Dict[str, Tensor]:
