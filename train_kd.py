@@ -10,6 +10,7 @@ loop itself knows nothing method-specific. The flags are those of the CIRKD/Af-D
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import List, Optional
@@ -73,7 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ignore value in labels given to losses (-1 or 255; both mean 'ignore')")
     g.add_argument("--workers", type=int, default=4)
     g.add_argument("--on-bad-sample", choices=["raise", "skip"], default="raise",
-                   help="corrupt/mismatched training samples: stop, or skip and count them")
+                   help="corrupt/mismatched samples: stop, or skip and count them (training: replaced by the "
+                        "next sample; validation: left out)")
+    g.add_argument("--check-data", choices=["header", "full", "off"], default="header",
+                   help="start-up check of every train/val file: header and end marker (fast), full decode "
+                        "with label values and sizes, or none")
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch-size", type=int, default=16, help="GLOBAL batch (divided by the number of processes)")
@@ -121,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stop-at-iteration", type=int, default=None,
                    help="stop after this iteration as if killed (to test resuming)")
     g.add_argument("--no-progress", action="store_true", help="no tqdm bar (logs only)")
+    g.add_argument("--skip-nonfinite", type=int, default=0, metavar="K",
+                   help="skip a step whose loss or gradients are NaN/Inf (counted, logged) and stop after K in "
+                        "a row; 0 = stop at the first (nothing non-finite ever reaches the weights)")
+    g.add_argument("--resume-override", action="store_true",
+                   help="let --resume continue with a changed batch size or iteration count")
     g.add_argument("--local_rank", "--local-rank", dest="local_rank", type=int, default=None,
                    help=argparse.SUPPRESS)
     return p
@@ -155,6 +165,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args.log_dir = args.log_dir or args.save_dir
     if args.aux is None:
         args.aux = args.student_backbone.startswith("resnet")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        parser.error("--lr must be a finite number > 0, got %s" % args.lr)
+    if args.skip_nonfinite < 0:
+        parser.error("--skip-nonfinite must be >= 0")
     if not 0.0 <= args.warmup_fraction < 1.0 or not 0.0 < args.warmup_factor <= 1.0:
         parser.error("--warmup-fraction must be in [0, 1) and --warmup-factor in (0, 1]")
     if args.warmup_iters is not None and not 0 <= args.warmup_iters < args.max_iterations:

@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import Dict, Optional, Sequence
 
 from .ade20k import ADE20K
-from .base import IGNORE_INDEX, DatasetError, DatasetFormat, DatasetInfo, Sample, SegmentationDataset
+from .base import (IGNORE_INDEX, DatasetError, DatasetFormat, DatasetInfo, Sample, SegmentationDataset,
+                   data_error_line)
 from .camvid import CamVid
 from .cityscapes import Cityscapes
 from .coco_stuff import CocoStuff164k, CocoStuff171
@@ -69,14 +70,15 @@ def build_dataset(name: str, root: str, split: str = "train", mode: str = "train
 
     mode 'train': random scale/pad/crop/flip (``dataset[(index, seed)]`` makes the draws
     deterministic); mode 'val': full image. ``crop_size`` defaults to the dataset's
-    ``default_crop``. ``on_bad_sample='skip'`` (train mode only) replaces a broken sample by the
-    next index and counts it in ``dataset.skipped``; otherwise ``DatasetError`` is raised.
+    ``default_crop``. ``on_bad_sample='skip'`` replaces a broken training sample by the next index
+    (validation: returns None, which ``collate`` drops) and counts it in ``dataset.skipped``;
+    otherwise ``DatasetError`` is raised.
     """
     normalize_ignore_index(ignore_index)  # 255 or -1; labels always come out with -1
     return SegmentationDataset(get_format(name), root, split=split, mode=mode, crop_size=crop_size,
                                list_file=list_file, on_bad_sample=on_bad_sample, with_labels=with_labels)
 
 
-__all__ = ["IGNORE_INDEX", "DATASET_INFO", "DATASET_NAMES", "DatasetError", "DatasetFormat", "DatasetInfo",
+__all__ = ["IGNORE_INDEX", "DATASET_INFO", "DATASET_NAMES", "DatasetError", "DatasetFormat", "DatasetInfo", "data_error_line",
            "Sample", "SegmentationDataset", "IterationSampler", "collate", "build_dataset", "canonical_name",
            "get_dataset_info", "get_format", "normalize_ignore_index"]

@@ -9,6 +9,7 @@ Label convention inside the framework: class ids ``0..K-1`` and ignore ``-1`` (`
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 from dataclasses import dataclass, field
@@ -92,23 +93,49 @@ def stem(path: str) -> str:
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def read_image(path: str) -> np.ndarray:
-    """BGR uint8 (H, W, 3) via cv2, with a clear error instead of ``None``."""
+JPEG_START, JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def truncation(head: bytes, tail: bytes) -> Optional[str]:
+    """Why a JPEG/PNG whose first and last bytes are given is cut short, or None.
+
+    Decoders fill a cut JPEG with grey and only warn, so the end markers are checked instead:
+    a JPEG ends with FFD9 (trailing zero padding allowed), a PNG with its IEND chunk."""
+    if head.startswith(JPEG_START) and not tail.rstrip(b"\x00\r\n\t ").endswith(JPEG_END):
+        return "JPEG end marker (FFD9) missing: the file is truncated"
+    if head.startswith(PNG_SIGNATURE) and b"IEND" not in tail[-32:]:
+        return "PNG end chunk (IEND) missing: the file is truncated"
+    return None
+
+
+def _read_checked(path: str, what: str) -> bytes:
     if not os.path.isfile(path):
-        raise DatasetError("image %s is missing: re-download the dataset or fix the list file" % path)
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+        raise DatasetError("%s %s is missing: re-download the dataset or fix the list file" % (what, path))
+    with open(path, "rb") as handle:
+        data = handle.read()
+    problem = truncation(data[:16], data[-64:]) if data else "the file is empty"
+    if problem:
+        raise DatasetError("%s %s is damaged (%s): replace the file, or use --on-bad-sample skip"
+                           % (what, path, problem))
+    return data
+
+
+def read_image(path: str) -> np.ndarray:
+    """BGR uint8 (H, W, 3) via cv2; missing, truncated or undecodable files are a DatasetError."""
+    data = _read_checked(path, "image")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise DatasetError("image %s cannot be decoded (corrupt or not an image): replace the file "
-                           "or use on_bad_sample='skip'" % path)
+                           "or use --on-bad-sample skip" % path)
     return image
 
 
 def read_label(path: str) -> np.ndarray:
     """Single-channel label ids (palette indices for 'P' PNGs) as an integer array."""
-    if not os.path.isfile(path):
-        raise DatasetError("label %s is missing: re-download the dataset or fix the list file" % path)
+    data = _read_checked(path, "label")
     try:
-        with Image.open(path) as handle:
+        with Image.open(io.BytesIO(data)) as handle:
             mode = handle.mode
             label = np.array(handle)
     except (OSError, ValueError, SyntaxError) as err:
@@ -249,15 +276,24 @@ class SegmentationDataset(Dataset):
             image, label = val_transform(image, label)
         return torch.from_numpy(image), torch.from_numpy(label), sample.name
 
-    def __getitem__(self, key: Key) -> Tuple[torch.Tensor, torch.Tensor, str]:
+    def __getitem__(self, key: Key) -> Optional[Tuple[torch.Tensor, torch.Tensor, str]]:
         if isinstance(key, (tuple, list)):
             index, seed = int(key[0]), int(key[1])
         else:
             index, seed = int(key), None
         if not 0 <= index < len(self.samples):
             raise IndexError("sample index %d out of range 0..%d" % (index, len(self.samples) - 1))
-        if self.mode != "train" or self.on_bad_sample == "raise":
+        if self.on_bad_sample == "raise":
             return self.load(index, seed)
+        if self.mode != "train":
+            # Validation: a bad image is left out (counted) rather than replaced, so no image is
+            # scored twice; the collate function drops the None.
+            try:
+                return self.load(index, seed)
+            except DatasetError as err:
+                self._skip_counter += 1
+                LOGGER.warning("skipping bad validation sample: %s", err)
+                return None
         for attempt in range(len(self.samples)):
             candidate = (index + attempt) % len(self.samples)
             try:
@@ -267,6 +303,15 @@ class SegmentationDataset(Dataset):
                 LOGGER.warning("skipping bad sample: %s", err)
         raise DatasetError("every sample of %s (%s) is bad; run tools/check_dataset.py %s %s"
                            % (self.info.name, self.root, self.info.name, self.root))
+
+
+def data_error_line(exc: BaseException) -> str:
+    """The one-line message of a DatasetError, also when a DataLoader worker re-raised it."""
+    text = str(exc).strip()
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        return last.split("Error: ", 1)[-1] if "Error: " in last else last
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def scan_pairs(image_dir: str, label_dir: str, image_exts: Tuple[str, ...], label_name: Callable[[str], str]

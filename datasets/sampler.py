@@ -10,7 +10,7 @@ same samples with the same crops, and resuming at iteration k continues exactly 
 """
 from __future__ import annotations
 
-from typing import Iterator, List, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -76,9 +76,15 @@ class IterationSampler(Sampler):
         return (self.max_iterations - self.start_iteration) * self.local_batch_size
 
 
-def collate(batch: Sequence[Tuple[torch.Tensor, torch.Tensor, str]]
-            ) -> Tuple[torch.Tensor, torch.Tensor, List[str]]:
-    """Stack (image, label, name) triples; images of one batch must share a size (val: batch 1)."""
+def collate(batch: Sequence[Optional[Tuple[torch.Tensor, torch.Tensor, str]]]
+            ) -> Optional[Tuple[torch.Tensor, torch.Tensor, List[str]]]:
+    """Stack (image, label, name) triples; images of one batch must share a size (val: batch 1).
+
+    ``None`` entries (validation samples skipped by ``--on-bad-sample skip``) are dropped; a batch
+    of only ``None`` collates to ``None``."""
+    batch = [item for item in batch if item is not None]
+    if not batch:
+        return None
     images, labels, names = zip(*batch)
     if len({tuple(image.shape) for image in images}) > 1:
         raise ValueError("cannot batch images of different sizes %s (validation uses full images: "

@@ -103,7 +103,8 @@ def build_val_loader(args: argparse.Namespace, dist_info: DistInfo) -> Optional[
         return None
     try:
         val_set = build_dataset(args.dataset, dataset_root(args), split=args.val_split, mode="val",
-                                ignore_index=args.ignore_index, list_file=args.val_list)
+                                ignore_index=args.ignore_index, list_file=args.val_list,
+                                on_bad_sample=args.on_bad_sample)
     except DatasetError as exc:
         raise BuildError(str(exc)) from exc
     mine = list(range(dist_info.rank, len(val_set), dist_info.world_size))

@@ -13,11 +13,12 @@ from typing import Optional, Tuple
 
 import torch.distributed as dist
 
-from utils.checkpoint import (atomic_save, best_filename, find_resume, load_resume, resume_filename, rng_state,
-                              student_filename)
+from utils.checkpoint import (atomic_save, best_filename, find_resume, load_resume, non_finite_entries,
+                              resume_filename, rng_state, student_filename)
 from utils.distributed import is_dist
 
 IDENTITY_KEYS = ("kd_method", "student_model", "student_backbone", "dataset", "num_classes")
+SCHEDULE_KEYS = ("batch_size", "max_iterations")   # a change would silently bend the curve
 
 
 class RunFiles:
@@ -63,13 +64,23 @@ def _gather_rng():
     return states
 
 
+class NonFiniteState(ValueError):
+    """The weights (or optimizer state) hold NaN/Inf: nothing is written."""
+
+
 def save_run_state(files: RunFiles, args, iteration: int, student, method, optimizer, scaler,
                    best_score: float, is_main: bool) -> None:
+    # `student` is the bare model (never the DDP wrapper), so its keys have no "module." prefix.
+    weights = student.state_dict() if student is not None else {}
+    # Every process checks (the weights are the same everywhere), so all stop together.
+    bad = (non_finite_entries(weights, "student") + non_finite_entries(method.state_dict(), "method")
+           + non_finite_entries(optimizer.state_dict().get("state", {}), "optimizer"))
+    if bad:
+        raise NonFiniteState("non-finite values after iteration %d in %d tensor(s) (e.g. %s); nothing was saved, "
+                             "last good checkpoint: %s" % (iteration, len(bad), bad[0], files.last_saved or "none yet"))
     rngs = _gather_rng()  # collective: every process takes part
     if not is_main:
         return
-    # `student` is the bare model (never the DDP wrapper), so its keys have no "module." prefix.
-    weights = student.state_dict() if student is not None else {}
     if student is not None:
         atomic_save(weights, files.student)
         if files.improved:
@@ -94,12 +105,15 @@ def save_run_state(files: RunFiles, args, iteration: int, student, method, optim
 
 def load_resume_into(path: str, args, student, method, optimizer, scaler) -> Tuple[int, float, dict]:
     state = load_resume(path)
-    saved = state.get("identity", {})
-    mine = {k: getattr(args, k) for k in IDENTITY_KEYS}
-    diff = {k: (saved.get(k), mine[k]) for k in IDENTITY_KEYS if saved.get(k) != mine[k]}
-    if diff:
-        raise ValueError("resume file %s belongs to another run (%s); use a matching --save-dir or flags"
-                         % (path, ", ".join("%s: file %s vs now %s" % (k, a, b) for k, (a, b) in diff.items())))
+    saved = dict(state.get("args", {}))
+    saved.update(state.get("identity", {}))
+    keys = IDENTITY_KEYS + SCHEDULE_KEYS
+    diff = {k: (saved.get(k), getattr(args, k)) for k in keys if k in saved and saved[k] != getattr(args, k)}
+    if diff and not getattr(args, "resume_override", False):
+        raise ValueError("resume file %s was written with other settings (%s); use the same flags, another "
+                         "--save-dir, or --resume-override to continue anyway"
+                         % (path, ", ".join("--%s: file %s vs now %s" % (k.replace("_", "-"), a, b)
+                                            for k, (a, b) in diff.items())))
     if student is not None:
         try:
             student.load_state_dict(state["student"])

@@ -9,7 +9,6 @@ Nothing method-specific lives here.
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 import time
 from typing import Dict, Optional
@@ -20,18 +19,20 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import losses
-from datasets import get_dataset_info
+from datasets import DatasetError, data_error_line, get_dataset_info
 from engine.build import build_method
 from engine.data import build_train_streams, build_val_loader
+from engine.guards import NonFiniteCounter, grads_finite, non_finite_terms, step_is_finite
 from engine.networks import Networks
+from engine.preflight import check_before_build, check_free_space
 from engine.optim import build_optimizer, scheduled_lr, set_lr
 from engine.specs import BuildError, build_from_spec, build_teachers, student_spec, teacher_specs
-from engine.state import RunFiles, load_resume_into, save_run_state
+from engine.state import NonFiniteState, RunFiles, load_resume_into, save_run_state
 from engine.validation import Validator, scalar_figures
 from engine.visual import ValidationPictures
 from models.meta import model_meta
 from models.param_groups import freeze_batchnorm
-from utils.checkpoint import set_rng_state
+from utils.checkpoint import CheckpointWriteError, remove_stale_tmp, set_rng_state
 from utils.distributed import all_reduce_sum, cleanup, init_distributed
 from utils.logger import Board, setup_logger
 from utils.sync_bn import convert_sync_batchnorm
@@ -52,6 +53,10 @@ class Trainer:
         self.files = RunFiles(args, trains_student=self.trains_student)
         try:
             self.resume_path = self.files.resume_path_to_load()  # a file check: before any network is built
+            check_before_build(args, self.spec, self.spec.streams_needed(args))
+            if self.dist.is_main:
+                for name in remove_stale_tmp(args.save_dir):
+                    self.logger.info("removed %s, a half-written checkpoint of a killed run", name)
             self._build()
         except (BuildError, ValueError) as exc:
             self._fail(str(exc))
@@ -107,6 +112,9 @@ class Trainer:
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
         self.optimizer = build_optimizer(args, self.student, self.method.student_optimizer_parameters())
+        self._trained_params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        check_free_space(args.save_dir, self._checkpoint_bytes())
+        self.nonfinite = NonFiniteCounter(args.skip_nonfinite)
         self.scaler = None
         if args.amp == "fp16":
             self.scaler = (torch.amp.GradScaler("cuda") if hasattr(torch.amp, "GradScaler")
@@ -133,6 +141,13 @@ class Trainer:
         self.logger.info("kd-method %s | streams %s | task %s | %d process(es) on %s | global batch %d | %d iterations",
                          self.method.describe(), list(self.train_loader.loaders), self.method.__dict__.get("task_criterion"),
                          self.dist.world_size, self.device, args.batch_size, args.max_iterations)
+
+    def _checkpoint_bytes(self) -> int:
+        """About what one save writes: the student file and the resume file (student, method, momentum)."""
+        def size(tensors):
+            return sum(t.numel() * t.element_size() for t in tensors if torch.is_tensor(t))
+        student = size(self.student.state_dict().values()) if self.student is not None else 0
+        return 2 * student + size(self.method.state_dict().values()) + size(self._trained_params)
 
     def _wrap_ddp(self) -> None:
         self.student_ddp = self.student
@@ -176,16 +191,22 @@ class Trainer:
         scale = (local * self.dist.world_size / total.clamp_min(1)).to(torch.float32)
         return {k: v * scale for k, v in terms.items()}
 
-    def _check_finite(self, values: Dict[str, float], iteration: int) -> None:
-        bad = [k for k, v in values.items() if not math.isfinite(v)]
-        flag = torch.tensor([float(len(bad))], device=self.device)
-        all_reduce_sum(flag)
-        if flag.item() > 0:
-            where = ("term(s) %s" % ", ".join("'%s' = %s" % (k, values[k]) for k in bad)) if bad \
-                else "another process"
-            last = self.files.last_saved or "none yet"
-            self._fail("non-finite loss at iteration %d in %s; stopped, last good checkpoint: %s"
-                       % (iteration, where, last))
+    def _non_finite(self, iteration: int, values: Dict[str, float]) -> bool:
+        """A bad step: stop (default) or skip it (--skip-nonfinite K). Returns True when skipped."""
+        bad = non_finite_terms(values)
+        where = ("term(s) %s" % ", ".join("'%s' = %s" % (k, values[k]) for k in bad)) if bad \
+            else "the gradients (loss terms finite here; another process or the backward pass)"
+        if self.nonfinite.bad_step():
+            self.optimizer.zero_grad(set_to_none=True)
+            self.logger.warning("non-finite step at iteration %d in %s: skipped (%d in a row, %d in all; "
+                                "--skip-nonfinite %d)", iteration, where, self.nonfinite.in_a_row,
+                                self.nonfinite.total, self.nonfinite.allowed)
+            return True
+        self._fail("non-finite loss at iteration %d in %s; stopped before the optimizer step (the weights "
+                   "are untouched), last good checkpoint: %s%s" % (
+                       iteration, where, self.files.last_saved or "none yet",
+                       "" if self.nonfinite.allowed else " (--skip-nonfinite K skips such steps)"))
+        return False
 
     def _micro_batches(self, batch: Dict[str, losses.StreamBatch]):
         """Every stream moved to the device and split into --accum-steps micro-batches alike."""
@@ -221,8 +242,8 @@ class Trainer:
                 except losses.TermConflict as exc:
                     self._fail(str(exc))
                 values = {k: float(v.detach()) for k, v in terms.items()}
-                self._check_finite(values, iteration)
                 total = sum(terms.values()) / len(micro)
+                # Backward runs even for a NaN loss, so every process takes part in DDP's reduction.
                 if torch.is_tensor(total) and total.requires_grad:
                     (self.scaler.scale(total) if self.scaler else total).backward()
             term_names.update(terms)
@@ -230,6 +251,14 @@ class Trainer:
                 logged[k] = logged.get(k, 0.0) + v / len(micro)
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
+        # fp16: the GradScaler skips overflowing steps itself, so only the loss terms are checked.
+        local_ok = not non_finite_terms(logged) and (self.scaler is not None or grads_finite(self._trained_params))
+        if not step_is_finite(local_ok, self.device):
+            if self._non_finite(iteration, logged):
+                logged["skipped_nonfinite"] = float(self.nonfinite.total)
+                logged["lr"] = lr
+                return logged
+        self.nonfinite.good_step()
         self.method.before_optimizer_step()
         if self.scaler:
             self.scaler.step(self.optimizer)
@@ -265,7 +294,7 @@ class Trainer:
             from tqdm import tqdm
             progress = tqdm(total=args.max_iterations, initial=self.start_iteration, desc="train", dynamic_ncols=True)
         start_time, iteration = time.time(), self.start_iteration
-        for batch in self.train_loader:
+        for batch in self._batches():
             iteration += 1
             values = self._train_step(batch, iteration)
             self.method.after_step(self, iteration, values)
@@ -280,8 +309,11 @@ class Trainer:
                 self._validate(iteration)
                 validated = True
             if validated or iteration % args.save_per_iters == 0 or iteration == args.max_iterations:
-                save_run_state(self.files, args, iteration, self.student, self.method, self.optimizer,
-                               self.scaler, self.best_score, is_main=self.dist.is_main)
+                try:
+                    save_run_state(self.files, args, iteration, self.student, self.method, self.optimizer,
+                                   self.scaler, self.best_score, is_main=self.dist.is_main)
+                except (NonFiniteState, CheckpointWriteError) as exc:
+                    self._fail(str(exc))
             if args.stop_at_iteration is not None and iteration >= args.stop_at_iteration:
                 self.logger.info("stopping at iteration %d as asked (--stop-at-iteration)", iteration)
                 break
@@ -295,6 +327,18 @@ class Trainer:
         self.logger.info("done: iteration %d, best %s %.4f; files in %s", iteration, self.validator.best_key,
                          self.best_score, args.save_dir)
         cleanup()
+
+    def _batches(self):
+        """The stream loader, with data errors (also from worker processes) as one-line failures."""
+        iterator = iter(self.train_loader)
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except DatasetError as exc:
+                self._fail("training data: %s" % data_error_line(exc))
+            yield batch
 
     def _log(self, iteration: int, values: Dict[str, float], start_time: float) -> None:
         done = iteration - self.start_iteration
@@ -310,7 +354,11 @@ class Trainer:
 
     def _validate(self, iteration: int) -> None:
         self.pictures.begin(iteration)
-        figures, improved = self.validator.run(self.student, iteration)
+        try:
+            figures, improved = self.validator.run(self.student, iteration)
+        except DatasetError as exc:
+            self._fail("validation data: %s (the last checkpoint is intact; --on-bad-sample skip leaves damaged "
+                       "images out)" % data_error_line(exc))
         self._train_mode()
         self.files.improved = improved
         figures = scalar_figures(figures)

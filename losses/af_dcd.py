@@ -267,6 +267,31 @@ class AfDCD(DistillMethod):
                    contrast_crop=crop, variant=variant,
                    contrast_precision=pick(getattr(args, "contrast_precision", None), "float64"))
 
+    @classmethod
+    def check_setup(cls, args: argparse.Namespace) -> None:
+        """The crop's c4 map (output stride 8), pooled or cropped, must tile into the patch grid."""
+        crop = getattr(args, "crop_size", None)
+        if not crop:
+            return
+        variant = pick(getattr(args, "afdcd_variant", None), "omni")
+        patch = tuple(pick(getattr(args, "patch_size", None), (1, 1) if variant == "channel" else (4, 4)))
+        pool = int(pick(getattr(args, "pool_size", None), 4))
+        dataset = getattr(args, "dataset", "citys")
+        contrast_crop = pick(getattr(args, "contrast_crop", None), CAMVID_CONTRAST_CROP if dataset == "camvid" else 0)
+        feature = [-(-int(c) // 8) for c in crop]
+        if contrast_crop:
+            reduced = [min(int(contrast_crop), f) for f in feature]
+        else:
+            reduced = [f // pool for f in feature] if pool > 0 else feature
+        if min(reduced) < 1 or reduced[0] % patch[0] or reduced[1] % patch[1]:
+            raise ValueError("--crop-size %dx%d gives a %dx%d c4 map, %dx%d after %s, which --patch-size %d %d "
+                             "does not tile; use a crop whose c4 map (crop / 8) %s is a multiple of %dx%d, or "
+                             "change --pool-size/--patch-size" % (
+                                 crop[0], crop[1], feature[0], feature[1], reduced[0], reduced[1],
+                                 ("the %d crop" % contrast_crop) if contrast_crop else ("pooling by %d" % pool),
+                                 patch[0], patch[1], "" if contrast_crop else "/ pool",
+                                 patch[0], patch[1]))
+
     # ---- loss --------------------------------------------------------------------------------
     def make_keep_mask(self, batch: int, height: int, width: int, device: torch.device,
                        generator: Optional[torch.Generator] = None) -> Tensor:

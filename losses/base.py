@@ -123,6 +123,10 @@ class DistillMethod(nn.Module, metaclass=abc.ABCMeta):
         return None
 
     @classmethod
+    def check_setup(cls, args: argparse.Namespace) -> None:
+        """Start-up check of the flags (e.g. the crop vs a patch grid); raise ValueError with the fix."""
+
+    @classmethod
     def add_args(cls, parser: argparse.ArgumentParser) -> None:
         """Register the method's own flags (use ``add_flag``/``on_off``, defaults None where per-dataset)."""
 

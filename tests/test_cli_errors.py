@@ -65,7 +65,7 @@ def test_resume_file_from_another_model(data, tmp_path):
     before = resume.read_bytes()
     code, _, err = run_cli("train_kd.py", base(data, tmp_path / "b") + [
         "--kd-method", "none", "--student-model", "psp", "--resume", str(resume)])
-    expect_error(code, err, "another run", "student_model")
+    expect_error(code, err, "other settings", "--student-model")
     assert resume.read_bytes() == before
 
 

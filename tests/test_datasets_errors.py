@@ -53,6 +53,9 @@ def test_corrupt_image(citys):
     ds = train_set(citys)
     with open(ds.samples[1].image, "wb") as handle:
         handle.write(b"\x89PNG\r\n\x1a\nthis is not a png")
+    assert ds.samples[1].image in raises_one_line(lambda: ds[(1, 0)], "damaged .*IEND")
+    with open(ds.samples[1].image, "wb") as handle:
+        handle.write(b"neither png nor jpeg")
     assert ds.samples[1].image in raises_one_line(lambda: ds[(1, 0)], "cannot be decoded")
 
 
@@ -114,10 +117,14 @@ def test_skip_replaces_and_counts(citys):
     assert ds.skipped == 2
 
 
-def test_skip_only_in_train_mode_and_not_forever(citys):
+def test_skip_leaves_bad_validation_images_out_and_does_not_loop_forever(citys):
     val = build_dataset("citys", citys, split="train", mode="val", on_bad_sample="skip")
     os.remove(val.samples[0].image)
-    raises_one_line(lambda: val[0], "missing")
+    assert val[0] is None and val.skipped == 1            # left out, never replaced by another image
+    assert val[1][2] == val.samples[1].name
+    assert collate([None]) is None and len(collate([None, val[1]])[2]) == 1
+    strict = build_dataset("citys", citys, split="train", mode="val")
+    raises_one_line(lambda: strict[0], "missing")
     ds = train_set(citys, on_bad_sample="skip")
     for sample in ds.samples[1:]:
         os.remove(sample.image)

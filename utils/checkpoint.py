@@ -5,30 +5,91 @@
 - ``kd_<model>_<backbone>_<dataset>_resume.pth``: everything needed to continue the same curve
   (student, method state such as memory queues, optimizer, grad scaler, iteration, RNG states,
   best mIoU, the run's identity). Loaded with ``weights_only=True``.
-Every write goes to a temporary file in the same folder and is renamed over the target, so a
-crash mid-write never destroys the previous file.
+Every write goes to a temporary file in the same folder (``.tmp_*.pth``), is flushed to disk
+(fsync of the file, then of the folder after the rename) and renamed over the target, so a crash
+or a full disk mid-write never destroys the previous file. A failed write raises
+``CheckpointWriteError`` (one line) and leaves no temporary file; ``remove_stale_tmp`` clears the
+ones a killed process left behind. ``non_finite_entries`` names NaN/Inf tensors in a (nested) state.
 """
 from __future__ import annotations
 
 import os
 import random
 import tempfile
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
+
+TMP_PREFIX = ".tmp_"
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written; the previous file at that path is intact."""
+
+
+def _fsync_folder(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return          # e.g. platforms without directory handles
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_save(obj: Any, path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".pth", dir=folder)
-    os.close(fd)
+    tmp = None
     try:
-        torch.save(obj, tmp)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".pth", dir=folder)
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
+        _fsync_folder(folder)
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise CheckpointWriteError("could not write %s (%s); the previous file there is intact - free space "
+                                   "or fix the folder's permissions, then resume with --resume auto"
+                                   % (path, reason)) from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+
+
+def remove_stale_tmp(folder: str) -> List[str]:
+    """Delete ``.tmp_*.pth`` files (half-written checkpoints of a killed process); return their names."""
+    if not os.path.isdir(folder):
+        return []
+    removed = []
+    for name in sorted(os.listdir(folder)):
+        if name.startswith(TMP_PREFIX) and name.endswith(".pth"):
+            try:
+                os.remove(os.path.join(folder, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
+def non_finite_entries(state: Any, prefix: str = "") -> List[str]:
+    """Names of floating-point tensors holding NaN or Inf anywhere in a nested dict/list state."""
+    found: List[str] = []
+    if torch.is_tensor(state):
+        if state.is_floating_point() and state.numel() and not bool(torch.isfinite(state).all()):
+            found.append(prefix or "<tensor>")
+    elif isinstance(state, dict):
+        for key, value in state.items():
+            found += non_finite_entries(value, "%s.%s" % (prefix, key) if prefix else str(key))
+    elif isinstance(state, (list, tuple)):
+        for index, value in enumerate(state):
+            found += non_finite_entries(value, "%s[%d]" % (prefix, index))
+    return found
 
 
 def student_filename(model: str, backbone: str, dataset: str, prefix: str = "kd") -> str:

@@ -50,7 +50,10 @@ def evaluate(model: nn.Module, loader, evaluator: Evaluator, device: torch.devic
     if progress:
         from tqdm import tqdm
         iterator = tqdm(loader, desc="eval", dynamic_ncols=True)
-    for index, (images, labels, names) in enumerate(iterator):
+    for index, batch in enumerate(iterator):
+        if batch is None:       # a damaged image skipped by --on-bad-sample skip
+            continue
+        images, labels, names = batch
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         with autocast_context(device, amp):
