@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--save-dir", default="work_dirs/eval")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing results.json in --save-dir")
     p.add_argument("--save-pred", action="store_true", help="palette PNGs and overlays of every prediction")
     p.add_argument("--labelids", action="store_true", help="Cityscapes: also write labelIds PNGs for the test server")
     p.add_argument("--no-progress", action="store_true")
@@ -90,8 +91,25 @@ class PredictionWriter:
             Image.fromarray(lut[label]).save(os.path.join(out, stem + "_labelIds.png"))
 
 
+def check_args(parser: argparse.ArgumentParser, args) -> None:
+    if any(not (s > 0) for s in args.scales):
+        parser.error("--scales must all be > 0, got %s" % " ".join("%g" % s for s in args.scales))
+    for flag in ("crop_size", "stride"):
+        value = getattr(args, flag)
+        if value is not None and min(value) < 1:
+            parser.error("--%s must be two positive ints, got %s" % (flag.replace("_", "-"), " ".join(map(str, value))))
+    if args.workers < 0:
+        parser.error("--workers must be >= 0")
+    results = os.path.join(args.save_dir, "results.json")
+    if os.path.isfile(results) and not args.overwrite:
+        parser.error("%s already holds results; pick another --save-dir or pass --overwrite "
+                     "(nothing was changed)" % results)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_args(parser, args)
     try:
         return run(args)
     except (BuildError, DatasetError, ValueError, FileNotFoundError) as exc:

@@ -20,7 +20,10 @@ import torch
 import losses
 from datasets import get_dataset_info, normalize_ignore_index
 from engine.cli import fail, make_parser
+from engine.preflight import preflight
+from engine.specs import BuildError
 from engine.trainer import Trainer, TrainingError
+from utils.distributed import is_collective_timeout
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     g.add_argument("--ce-reduction", choices=["rank", "global"], default="rank",
                    help="CE mean per process (official) or over the global batch's valid pixels")
+    g.add_argument("--dist-timeout", type=float, default=1800.0, metavar="SECONDS",
+                   help="how long a process waits for the others in a collective; a stalled or dead rank then "
+                        "ends the job with a one-line message instead of hanging it")
     g.add_argument("--disable-dropout", action="store_true",
                    help="dropout off in the student (exactness checks, e.g. 1 vs N processes)")
 
@@ -126,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stop-at-iteration", type=int, default=None,
                    help="stop after this iteration as if killed (to test resuming)")
     g.add_argument("--no-progress", action="store_true", help="no tqdm bar (logs only)")
+    g.add_argument("--preflight-only", action="store_true",
+                   help="check flags, checkpoint files, data and folders, then exit (the train scripts run "
+                        "this once before torchrun starts the workers)")
     g.add_argument("--skip-nonfinite", type=int, default=0, metavar="K",
                    help="skip a step whose loss or gradients are NaN/Inf (counted, logged) and stop after K in "
                         "a row; 0 = stop at the first (nothing non-finite ever reaches the weights)")
@@ -167,6 +176,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         args.aux = args.student_backbone.startswith("resnet")
     if not (math.isfinite(args.lr) and args.lr > 0):
         parser.error("--lr must be a finite number > 0, got %s" % args.lr)
+    if not args.dist_timeout > 0:
+        parser.error("--dist-timeout must be > 0 seconds")
     if args.skip_nonfinite < 0:
         parser.error("--skip-nonfinite must be >= 0")
     if not 0.0 <= args.warmup_fraction < 1.0 or not 0.0 < args.warmup_factor <= 1.0:
@@ -195,10 +206,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    if args.preflight_only:
+        try:
+            preflight(args)
+        except BuildError as exc:
+            return fail(str(exc))
+        print("preflight ok: %s" % args.kd_method)
+        return 0
     try:
         Trainer(args).train()
     except TrainingError as exc:
         return fail(str(exc))
+    except RuntimeError as exc:
+        if not is_collective_timeout(exc):
+            raise
+        rank = os.environ.get("RANK", "0")
+        return fail("process %s: another process did not answer within --dist-timeout %g s (stalled or dead); "
+                    "stopped, the last checkpoint in %s is intact (resume with --resume auto)"
+                    % (rank, args.dist_timeout, args.save_dir))
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint in %s is intact (resume with --resume auto)" % args.save_dir,
               file=sys.stderr)

@@ -40,6 +40,12 @@ def check_folder(path: str, flag: str) -> None:
                          % (flag, path, exc.strerror or exc)) from None
 
 
+def check_folders(args: argparse.Namespace) -> None:
+    check_folder(args.save_dir, "--save-dir")
+    if args.log_dir != args.save_dir:
+        check_folder(args.log_dir, "--log-dir")
+
+
 def probe_file(path: str) -> Optional[str]:
     """A fast check of one image/label file: present, non-empty, a known complete format."""
     if not os.path.isfile(path):
@@ -108,17 +114,50 @@ def check_processes() -> None:
                              "python -m torch.distributed.launch), not plain python" % ", ".join(missing))
 
 
-def check_before_build(args: argparse.Namespace, method_spec, stream_names: Sequence[str]) -> None:
+def check_before_build(args: argparse.Namespace, method_spec, stream_names: Sequence[str],
+                       with_data: bool = True) -> None:
     check_processes()
-    check_folder(args.save_dir, "--save-dir")
-    if args.log_dir != args.save_dir:
-        check_folder(args.log_dir, "--log-dir")
+    check_folders(args)
     for cls in method_spec.classes:
         try:
             cls.check_setup(args)
         except ValueError as exc:
             raise BuildError("--kd-method %s: %s" % (cls.name, exc)) from None
-    check_data(args, stream_names)
+    if with_data:
+        check_data(args, stream_names)
+
+
+def check_weight_file(path: str, flag: str) -> None:
+    """Present, non-empty and a PyTorch file (zip archive, or a legacy pickle) - without loading it."""
+    if not os.path.isfile(path):
+        raise BuildError("%s %s does not exist; download it into pretrained_ckpt/ (README) or fix the path"
+                         % (flag, path))
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):
+        raise BuildError("%s %s is not a PyTorch weight file (%d bytes, starts with %r); download it again"
+                         % (flag, path, os.path.getsize(path), head))
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """Everything that can be checked without building a network (``--preflight-only``)."""
+    from engine.specs import student_spec, teacher_specs
+    spec = args.method_spec
+    nets = ([student_spec(args)] if spec.trains_student else []) + teacher_specs(args, spec.teachers_needed(args))
+    for net in nets:
+        for flag, path in (("pretrained", net.checkpoint), ("pretrained-base", net.pretrained_base)):
+            if path is not None:
+                check_weight_file(path, "--%s-%s" % (net.role, flag))
+        if net.role.startswith("teacher") and net.checkpoint is None and not args.allow_random_teacher:
+            raise BuildError("--kd-method %s needs a trained teacher: pass --%s-pretrained FILE"
+                             % (args.kd_method, net.role))
+    check_before_build(args, spec, spec.streams_needed(args))
+    # A new run must not land in a folder that holds one (the trainer refuses it too).
+    from engine.state import RunFiles
+    try:
+        RunFiles(args, trains_student=spec.trains_student).resume_path_to_load()
+    except ValueError as exc:
+        raise BuildError(str(exc)) from None
 
 
 def check_free_space(save_dir: str, bytes_per_checkpoint: int) -> None:

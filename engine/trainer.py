@@ -24,7 +24,7 @@ from engine.build import build_method
 from engine.data import build_train_streams, build_val_loader
 from engine.guards import NonFiniteCounter, grads_finite, non_finite_terms, step_is_finite
 from engine.networks import Networks
-from engine.preflight import check_before_build, check_free_space
+from engine.preflight import check_before_build, check_folders, check_free_space
 from engine.optim import build_optimizer, scheduled_lr, set_lr
 from engine.specs import BuildError, build_from_spec, build_teachers, student_spec, teacher_specs
 from engine.state import NonFiniteState, RunFiles, load_resume_into, save_run_state
@@ -46,14 +46,19 @@ class Trainer:
     def __init__(self, args) -> None:
         self.args = args
         self.spec: losses.MethodSpec = getattr(args, "method_spec", None) or losses.parse_spec(args.kd_method)
-        self.dist = init_distributed(args.local_rank, args.device)
+        self.dist = init_distributed(args.local_rank, args.device, timeout_s=args.dist_timeout)
         self.device = self.dist.device
+        try:
+            check_folders(args)     # the log goes there: before the logger opens its file
+        except BuildError as exc:
+            self._fail(str(exc))
         self.logger = setup_logger("segkd", args.log_dir, "%s_log.txt" % self._run_name(), self.dist.is_main)
         self.trains_student = self.spec.trains_student
         self.files = RunFiles(args, trains_student=self.trains_student)
         try:
             self.resume_path = self.files.resume_path_to_load()  # a file check: before any network is built
-            check_before_build(args, self.spec, self.spec.streams_needed(args))
+            # the data files are checked by one process (the others would only repeat it)
+            check_before_build(args, self.spec, self.spec.streams_needed(args), with_data=self.dist.is_main)
             if self.dist.is_main:
                 for name in remove_stale_tmp(args.save_dir):
                     self.logger.info("removed %s, a half-written checkpoint of a killed run", name)

@@ -69,10 +69,11 @@ def load_state_file(path: str) -> StateDict:
                 "untrusted pickles. (%s)" % (path, first)) from None
         raise CheckpointError("checkpoint %s cannot be unpickled (%s); is it a PyTorch weight file?"
                               % (path, first)) from None
-    except (RuntimeError, EOFError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - torch.load raises KeyError, ValueError, ... on non-PyTorch bytes
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError("checkpoint %s cannot be read (%s); the file may be truncated or not "
-                              "a PyTorch file" % (path, first)) from None
+        raise CheckpointError("checkpoint %s cannot be read (%s: %s); the file is truncated or not a PyTorch "
+                              "weight file (%d bytes) - download it again" % (path, type(exc).__name__, first,
+                                                                             os.path.getsize(path))) from None
     return _unwrap(obj, path)
 
 

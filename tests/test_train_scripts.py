@@ -11,12 +11,11 @@ SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "train_scripts", "*", "*.sh")))
 
 
 def train_kd_argv(path):
-    text = open(path).read().replace("\\\n", " ")
-    line = next(l for l in text.splitlines() if "train_kd.py" in l and not l.lstrip().startswith("#"))
-    line = line.replace('"$NPROC"', "1").replace('"$DATA"', "data/x").replace('"$@"', "")
-    line = line.replace("${MASK_TOKENS:-", "").replace(".pth}", ".pth")
-    words = shlex.split(line)
-    return words[words.index("train_kd.py") + 1:]
+    text = open(path).read()
+    body = text[text.index("ARGS=(\n") + len("ARGS=(\n"):text.index("\n)\n")]
+    body = body.replace('"$DATA"', "data/x").replace("${MASK_TOKENS:-", "").replace(".pth}", ".pth")
+    assert '"${ARGS[@]}" "$@" --preflight-only' in text and 'train_kd.py "${ARGS[@]}" "$@"' in text
+    return shlex.split(body)
 
 
 def test_scripts_match_the_recipe_table(tmp_path):

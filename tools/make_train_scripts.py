@@ -106,6 +106,12 @@ HEADER_NOTES = {
 }
 
 
+# Every file, folder and flag is checked by one quick process before torchrun starts the workers, so a
+# missing checkpoint is one line instead of a report per worker.
+LAUNCH = ['"${PYTHON:-python3}" train_kd.py "${ARGS[@]}" "$@" --preflight-only',
+          'torchrun --nproc_per_node "$NPROC" train_kd.py "${ARGS[@]}" "$@"']
+
+
 def script_text(dataset: str, student: str, method: str) -> str:
     folder, crop, iters, root, teacher_miou = DATASETS[dataset]
     model, backbone, imagenet, pretty = STUDENTS[student]
@@ -129,8 +135,8 @@ def script_text(dataset: str, student: str, method: str) -> str:
         'cd "$(dirname "$0")/../.."',
         "NPROC=${NPROC:-8}",
         'DATA=${DATA:-%s}' % root,
-        "torchrun --nproc_per_node \"$NPROC\" train_kd.py \\",
-        "  --kd-method %s \\" % ("tf_kd" if method == "tf_kd" else method),
+        "ARGS=(",
+        "  --kd-method %s" % ("tf_kd" if method == "tf_kd" else method),
     ]
     body = []
     if method not in ("none", "tf_kd", "sad", "tf_fd"):
@@ -142,8 +148,8 @@ def script_text(dataset: str, student: str, method: str) -> str:
     body.append("--batch-size 16 --max-iterations %d" % iters)
     body += schedule_flags(method, student)
     body += method_flags(dataset, student, method)
-    body.append("--save-dir work_dirs/%s_%s_%s --log-dir work_dirs/%s_%s_%s \"$@\"" % ((dataset, student, method) * 2))
-    lines += ["  %s \\" % b for b in body[:-1]] + ["  %s" % body[-1]]
+    body.append("--save-dir work_dirs/%s_%s_%s --log-dir work_dirs/%s_%s_%s" % ((dataset, student, method) * 2))
+    lines += ["  %s" % b for b in body] + [")"] + LAUNCH
     return "\n".join(lines) + "\n"
 
 
@@ -155,10 +161,12 @@ def teacher_script(dataset: str) -> str:
         "# 8 GPUs x 2 = global batch 16, %d iterations, crop %dx%d (the CIRKD maintainer reports the released" % (iters, crop[0], crop[1]),
         "# Cityscapes teacher used 80k iterations at batch 8); writes deeplabv3_resnet101_%s_best_model.pth" % dataset,
         "set -euo pipefail", 'cd "$(dirname "$0")/../.."', "NPROC=${NPROC:-8}", "DATA=${DATA:-%s}" % root,
-        "torchrun --nproc_per_node \"$NPROC\" train_kd.py --kd-method none \\",
-        "  --student-model deeplabv3 --student-backbone resnet101 --student-pretrained-base pretrained_ckpt/resnet101-imagenet.pth \\",
-        "  --dataset %s --data \"$DATA\" --crop-size %d %d --batch-size 16 --max-iterations %d \\" % (dataset, crop[0], crop[1], iters),
-        "  --lr 0.02 --weight-decay 1e-4 --save-dir work_dirs/%s_teacher_deeplabv3_r101 \"$@\"" % dataset, ""])
+        "ARGS=(",
+        "  --kd-method none",
+        "  --student-model deeplabv3 --student-backbone resnet101 --student-pretrained-base pretrained_ckpt/resnet101-imagenet.pth",
+        "  --dataset %s --data \"$DATA\" --crop-size %d %d --batch-size 16 --max-iterations %d" % (dataset, crop[0], crop[1], iters),
+        "  --lr 0.02 --weight-decay 1e-4 --save-dir work_dirs/%s_teacher_deeplabv3_r101" % dataset,
+        ")"] + LAUNCH + [""])
 
 
 MASKD_STAGE1 = """#!/usr/bin/env bash
@@ -170,13 +178,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}
 DATA=${DATA:-data/cityscapes}
-torchrun --nproc_per_node "$NPROC" train_kd.py --kd-method maskd_tokens \\
-  --teacher-model deeplabv3 --teacher-backbone resnet101 \\
-  --teacher-pretrained pretrained_ckpt/deeplabv3_resnet101_citys_best_model.pth \\
-  --dataset citys --data "$DATA" --crop-size 512 1024 --batch-size 16 --max-iterations 10000 \\
-  --lr 0.1 --weight-decay 1e-3 --skip-val --save-per-iters 400 \\
-  --save-dir work_dirs/maskd_tokens_citys "$@"
-"""
+ARGS=(
+  --kd-method maskd_tokens
+  --teacher-model deeplabv3 --teacher-backbone resnet101
+  --teacher-pretrained pretrained_ckpt/deeplabv3_resnet101_citys_best_model.pth
+  --dataset citys --data "$DATA" --crop-size 512 1024 --batch-size 16 --max-iterations 10000
+  --lr 0.1 --weight-decay 1e-3 --skip-val --save-per-iters 400
+  --save-dir work_dirs/maskd_tokens_citys
+)
+""" + "\n".join(LAUNCH) + "\n"
 
 
 def write(path: str, text: str) -> None:

@@ -7,6 +7,7 @@ has more than one process, and picks the device.
 """
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -31,7 +32,10 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed(local_rank_flag: Optional[int] = None, device: str = "auto") -> DistInfo:
+def init_distributed(local_rank_flag: Optional[int] = None, device: str = "auto",
+                     timeout_s: Optional[float] = None) -> DistInfo:
+    """``timeout_s``: how long a collective waits for the other processes before it fails (a stalled
+    or dead rank then ends the job instead of hanging it); None keeps torch's default."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", local_rank_flag if local_rank_flag is not None else 0))
@@ -45,7 +49,8 @@ def init_distributed(local_rank_flag: Optional[int] = None, device: str = "auto"
     else:
         dev = torch.device("cpu")
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo", init_method="env://")
+        kwargs = {"timeout": datetime.timedelta(seconds=float(timeout_s))} if timeout_s else {}
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo", init_method="env://", **kwargs)
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
 
 
@@ -62,3 +67,10 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def is_collective_timeout(exc: BaseException) -> bool:
+    """A collective that gave up waiting for another process (gloo/NCCL word it differently)."""
+    text = str(exc).lower()
+    return any(word in text for word in ("timed out", "timeout", "connection closed by peer",
+                                         "connection reset by peer", "watchdog"))

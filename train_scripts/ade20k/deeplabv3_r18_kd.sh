@@ -8,13 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}
 DATA=${DATA:-data/ADEChallengeData2016}
-torchrun --nproc_per_node "$NPROC" train_kd.py \
-  --kd-method kd \
-  --teacher-model deeplabv3 --teacher-backbone resnet101 --teacher-pretrained pretrained_ckpt/deeplabv3_resnet101_ade20k_best_model.pth \
-  --student-model deeplabv3 --student-backbone resnet18 --student-pretrained-base pretrained_ckpt/resnet18-imagenet.pth \
-  --dataset ade20k --data "$DATA" --crop-size 512 512 \
-  --batch-size 16 --max-iterations 40000 \
-  --lr 0.02 --weight-decay 1e-4 \
-  --val-per-iters 800 --save-per-iters 800 \
-  --lambda-kd 1.0 --kd-temperature 1.0 \
-  --save-dir work_dirs/ade20k_deeplabv3_r18_kd --log-dir work_dirs/ade20k_deeplabv3_r18_kd "$@"
+ARGS=(
+  --kd-method kd
+  --teacher-model deeplabv3 --teacher-backbone resnet101 --teacher-pretrained pretrained_ckpt/deeplabv3_resnet101_ade20k_best_model.pth
+  --student-model deeplabv3 --student-backbone resnet18 --student-pretrained-base pretrained_ckpt/resnet18-imagenet.pth
+  --dataset ade20k --data "$DATA" --crop-size 512 512
+  --batch-size 16 --max-iterations 40000
+  --lr 0.02 --weight-decay 1e-4
+  --val-per-iters 800 --save-per-iters 800
+  --lambda-kd 1.0 --kd-temperature 1.0
+  --save-dir work_dirs/ade20k_deeplabv3_r18_kd --log-dir work_dirs/ade20k_deeplabv3_r18_kd
+)
+"${PYTHON:-python3}" train_kd.py "${ARGS[@]}" "$@" --preflight-only
+torchrun --nproc_per_node "$NPROC" train_kd.py "${ARGS[@]}" "$@"

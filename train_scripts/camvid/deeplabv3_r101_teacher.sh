@@ -6,7 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}
 DATA=${DATA:-data/CamVid}
-torchrun --nproc_per_node "$NPROC" train_kd.py --kd-method none \
-  --student-model deeplabv3 --student-backbone resnet101 --student-pretrained-base pretrained_ckpt/resnet101-imagenet.pth \
-  --dataset camvid --data "$DATA" --crop-size 360 360 --batch-size 16 --max-iterations 40000 \
-  --lr 0.02 --weight-decay 1e-4 --save-dir work_dirs/camvid_teacher_deeplabv3_r101 "$@"
+ARGS=(
+  --kd-method none
+  --student-model deeplabv3 --student-backbone resnet101 --student-pretrained-base pretrained_ckpt/resnet101-imagenet.pth
+  --dataset camvid --data "$DATA" --crop-size 360 360 --batch-size 16 --max-iterations 40000
+  --lr 0.02 --weight-decay 1e-4 --save-dir work_dirs/camvid_teacher_deeplabv3_r101
+)
+"${PYTHON:-python3}" train_kd.py "${ARGS[@]}" "$@" --preflight-only
+torchrun --nproc_per_node "$NPROC" train_kd.py "${ARGS[@]}" "$@"

@@ -10,12 +10,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}
 DATA=${DATA:-data/CamVid}
-torchrun --nproc_per_node "$NPROC" train_kd.py \
-  --kd-method tf_fd \
-  --student-model deeplabv3 --student-backbone resnet18 --student-pretrained-base pretrained_ckpt/resnet18-imagenet.pth \
-  --dataset camvid --data "$DATA" --crop-size 360 360 \
-  --batch-size 16 --max-iterations 40000 \
-  --lr 0.02 --weight-decay 1e-4 \
-  --val-per-iters 800 --save-per-iters 800 \
-  --lambda-tf-fd-inter 5e-4 --lambda-tf-fd-intra 8e-4 \
-  --save-dir work_dirs/camvid_deeplabv3_r18_tf_fd --log-dir work_dirs/camvid_deeplabv3_r18_tf_fd "$@"
+ARGS=(
+  --kd-method tf_fd
+  --student-model deeplabv3 --student-backbone resnet18 --student-pretrained-base pretrained_ckpt/resnet18-imagenet.pth
+  --dataset camvid --data "$DATA" --crop-size 360 360
+  --batch-size 16 --max-iterations 40000
+  --lr 0.02 --weight-decay 1e-4
+  --val-per-iters 800 --save-per-iters 800
+  --lambda-tf-fd-inter 5e-4 --lambda-tf-fd-intra 8e-4
+  --save-dir work_dirs/camvid_deeplabv3_r18_tf_fd --log-dir work_dirs/camvid_deeplabv3_r18_tf_fd
+)
+"${PYTHON:-python3}" train_kd.py "${ARGS[@]}" "$@" --preflight-only
+torchrun --nproc_per_node "$NPROC" train_kd.py "${ARGS[@]}" "$@"

@@ -11,12 +11,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}
 DATA=${DATA:-data/CamVid}
-torchrun --nproc_per_node "$NPROC" train_kd.py \
-  --kd-method tf_kd \
-  --student-model deeplabv3 --student-backbone resnet18 --student-pretrained-base pretrained_ckpt/resnet18-imagenet.pth \
-  --dataset camvid --data "$DATA" --crop-size 360 360 \
-  --batch-size 16 --max-iterations 40000 \
-  --lr 0.02 --weight-decay 1e-4 \
-  --val-per-iters 800 --save-per-iters 800 \
-  --tf-kd-variant reg \
-  --save-dir work_dirs/camvid_deeplabv3_r18_tf_kd --log-dir work_dirs/camvid_deeplabv3_r18_tf_kd "$@"
+ARGS=(
+  --kd-method tf_kd
+  --student-model deeplabv3 --student-backbone resnet18 --student-pretrained-base pretrained_ckpt/resnet18-imagenet.pth
+  --dataset camvid --data "$DATA" --crop-size 360 360
+  --batch-size 16 --max-iterations 40000
+  --lr 0.02 --weight-decay 1e-4
+  --val-per-iters 800 --save-per-iters 800
+  --tf-kd-variant reg
+  --save-dir work_dirs/camvid_deeplabv3_r18_tf_kd --log-dir work_dirs/camvid_deeplabv3_r18_tf_kd
+)
+"${PYTHON:-python3}" train_kd.py "${ARGS[@]}" "$@" --preflight-only
+torchrun --nproc_per_node "$NPROC" train_kd.py "${ARGS[@]}" "$@"

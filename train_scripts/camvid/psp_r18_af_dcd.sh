@@ -9,15 +9,18 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}
 DATA=${DATA:-data/CamVid}
-torchrun --nproc_per_node "$NPROC" train_kd.py \
-  --kd-method af_dcd \
-  --teacher-model deeplabv3 --teacher-backbone resnet101 --teacher-pretrained pretrained_ckpt/deeplabv3_resnet101_camvid_best_model.pth \
-  --student-model psp --student-backbone resnet18 --student-pretrained-base pretrained_ckpt/resnet18-imagenet.pth \
-  --dataset camvid --data "$DATA" --crop-size 360 360 \
-  --batch-size 16 --max-iterations 40000 \
-  --lr 0.02 --weight-decay 1e-4 \
-  --val-per-iters 800 --save-per-iters 800 \
-  --lambda-kd 1.0 \
-  --lambda-fd 8e-6 \
-  --lambda-ctr 0.01 \
-  --save-dir work_dirs/camvid_psp_r18_af_dcd --log-dir work_dirs/camvid_psp_r18_af_dcd "$@"
+ARGS=(
+  --kd-method af_dcd
+  --teacher-model deeplabv3 --teacher-backbone resnet101 --teacher-pretrained pretrained_ckpt/deeplabv3_resnet101_camvid_best_model.pth
+  --student-model psp --student-backbone resnet18 --student-pretrained-base pretrained_ckpt/resnet18-imagenet.pth
+  --dataset camvid --data "$DATA" --crop-size 360 360
+  --batch-size 16 --max-iterations 40000
+  --lr 0.02 --weight-decay 1e-4
+  --val-per-iters 800 --save-per-iters 800
+  --lambda-kd 1.0
+  --lambda-fd 8e-6
+  --lambda-ctr 0.01
+  --save-dir work_dirs/camvid_psp_r18_af_dcd --log-dir work_dirs/camvid_psp_r18_af_dcd
+)
+"${PYTHON:-python3}" train_kd.py "${ARGS[@]}" "$@" --preflight-only
+torchrun --nproc_per_node "$NPROC" train_kd.py "${ARGS[@]}" "$@"

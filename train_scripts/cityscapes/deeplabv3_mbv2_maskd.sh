@@ -9,13 +9,16 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}
 DATA=${DATA:-data/cityscapes}
-torchrun --nproc_per_node "$NPROC" train_kd.py \
-  --kd-method maskd \
-  --teacher-model deeplabv3 --teacher-backbone resnet101 --teacher-pretrained pretrained_ckpt/deeplabv3_resnet101_citys_best_model.pth \
-  --student-model deeplab_mobile --student-backbone mobilenetv2 --student-pretrained-base pretrained_ckpt/mobilenetv2-imagenet.pth \
-  --dataset citys --data "$DATA" --crop-size 512 1024 \
-  --batch-size 16 --max-iterations 40000 \
-  --lr 0.02 --lr-min 1e-4 --weight-decay 2e-4 \
-  --val-per-iters 400 --save-per-iters 400 \
-  --lambda-maskd 1.0 --pretrained-mask ${MASK_TOKENS:-work_dirs/maskd_tokens_citys/maskd_tokens_deeplabv3_resnet101_citys.pth} \
-  --save-dir work_dirs/citys_deeplabv3_mbv2_maskd --log-dir work_dirs/citys_deeplabv3_mbv2_maskd "$@"
+ARGS=(
+  --kd-method maskd
+  --teacher-model deeplabv3 --teacher-backbone resnet101 --teacher-pretrained pretrained_ckpt/deeplabv3_resnet101_citys_best_model.pth
+  --student-model deeplab_mobile --student-backbone mobilenetv2 --student-pretrained-base pretrained_ckpt/mobilenetv2-imagenet.pth
+  --dataset citys --data "$DATA" --crop-size 512 1024
+  --batch-size 16 --max-iterations 40000
+  --lr 0.02 --lr-min 1e-4 --weight-decay 2e-4
+  --val-per-iters 400 --save-per-iters 400
+  --lambda-maskd 1.0 --pretrained-mask ${MASK_TOKENS:-work_dirs/maskd_tokens_citys/maskd_tokens_deeplabv3_resnet101_citys.pth}
+  --save-dir work_dirs/citys_deeplabv3_mbv2_maskd --log-dir work_dirs/citys_deeplabv3_mbv2_maskd
+)
+"${PYTHON:-python3}" train_kd.py "${ARGS[@]}" "$@" --preflight-only
+torchrun --nproc_per_node "$NPROC" train_kd.py "${ARGS[@]}" "$@"

@@ -8,11 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}
 DATA=${DATA:-data/cityscapes}
-torchrun --nproc_per_node "$NPROC" train_kd.py \
-  --kd-method none \
-  --student-model deeplabv3 --student-backbone resnet18 --student-pretrained-base pretrained_ckpt/resnet18-imagenet.pth \
-  --dataset citys --data "$DATA" --crop-size 512 1024 \
-  --batch-size 16 --max-iterations 40000 \
-  --lr 0.02 --weight-decay 1e-4 \
-  --val-per-iters 800 --save-per-iters 800 \
-  --save-dir work_dirs/citys_deeplabv3_r18_none --log-dir work_dirs/citys_deeplabv3_r18_none "$@"
+ARGS=(
+  --kd-method none
+  --student-model deeplabv3 --student-backbone resnet18 --student-pretrained-base pretrained_ckpt/resnet18-imagenet.pth
+  --dataset citys --data "$DATA" --crop-size 512 1024
+  --batch-size 16 --max-iterations 40000
+  --lr 0.02 --weight-decay 1e-4
+  --val-per-iters 800 --save-per-iters 800
+  --save-dir work_dirs/citys_deeplabv3_r18_none --log-dir work_dirs/citys_deeplabv3_r18_none
+)
+"${PYTHON:-python3}" train_kd.py "${ARGS[@]}" "$@" --preflight-only
+torchrun --nproc_per_node "$NPROC" train_kd.py "${ARGS[@]}" "$@"

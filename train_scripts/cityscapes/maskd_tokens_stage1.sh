@@ -7,9 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}
 DATA=${DATA:-data/cityscapes}
-torchrun --nproc_per_node "$NPROC" train_kd.py --kd-method maskd_tokens \
-  --teacher-model deeplabv3 --teacher-backbone resnet101 \
-  --teacher-pretrained pretrained_ckpt/deeplabv3_resnet101_citys_best_model.pth \
-  --dataset citys --data "$DATA" --crop-size 512 1024 --batch-size 16 --max-iterations 10000 \
-  --lr 0.1 --weight-decay 1e-3 --skip-val --save-per-iters 400 \
-  --save-dir work_dirs/maskd_tokens_citys "$@"
+ARGS=(
+  --kd-method maskd_tokens
+  --teacher-model deeplabv3 --teacher-backbone resnet101
+  --teacher-pretrained pretrained_ckpt/deeplabv3_resnet101_citys_best_model.pth
+  --dataset citys --data "$DATA" --crop-size 512 1024 --batch-size 16 --max-iterations 10000
+  --lr 0.1 --weight-decay 1e-3 --skip-val --save-per-iters 400
+  --save-dir work_dirs/maskd_tokens_citys
+)
+"${PYTHON:-python3}" train_kd.py "${ARGS[@]}" "$@" --preflight-only
+torchrun --nproc_per_node "$NPROC" train_kd.py "${ARGS[@]}" "$@"

@@ -9,15 +9,18 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}
 DATA=${DATA:-data/VOCdevkit/VOC2012}
-torchrun --nproc_per_node "$NPROC" train_kd.py \
-  --kd-method af_dcd \
-  --teacher-model deeplabv3 --teacher-backbone resnet101 --teacher-pretrained pretrained_ckpt/deeplabv3_resnet101_voc_best_model.pth \
-  --student-model deeplabv3 --student-backbone resnet18 --student-pretrained-base pretrained_ckpt/resnet18-imagenet.pth \
-  --dataset voc --data "$DATA" --crop-size 512 512 \
-  --batch-size 16 --max-iterations 40000 \
-  --lr 0.02 --weight-decay 1e-4 \
-  --val-per-iters 800 --save-per-iters 800 \
-  --lambda-kd 1.0 \
-  --lambda-fd 1e-6 \
-  --lambda-ctr 0.005 \
-  --save-dir work_dirs/voc_deeplabv3_r18_af_dcd --log-dir work_dirs/voc_deeplabv3_r18_af_dcd "$@"
+ARGS=(
+  --kd-method af_dcd
+  --teacher-model deeplabv3 --teacher-backbone resnet101 --teacher-pretrained pretrained_ckpt/deeplabv3_resnet101_voc_best_model.pth
+  --student-model deeplabv3 --student-backbone resnet18 --student-pretrained-base pretrained_ckpt/resnet18-imagenet.pth
+  --dataset voc --data "$DATA" --crop-size 512 512
+  --batch-size 16 --max-iterations 40000
+  --lr 0.02 --weight-decay 1e-4
+  --val-per-iters 800 --save-per-iters 800
+  --lambda-kd 1.0
+  --lambda-fd 1e-6
+  --lambda-ctr 0.005
+  --save-dir work_dirs/voc_deeplabv3_r18_af_dcd --log-dir work_dirs/voc_deeplabv3_r18_af_dcd
+)
+"${PYTHON:-python3}" train_kd.py "${ARGS[@]}" "$@" --preflight-only
+torchrun --nproc_per_node "$NPROC" train_kd.py "${ARGS[@]}" "$@"

@@ -9,13 +9,16 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}
 DATA=${DATA:-data/VOCdevkit/VOC2012}
-torchrun --nproc_per_node "$NPROC" train_kd.py \
-  --kd-method bpkd \
-  --teacher-model deeplabv3 --teacher-backbone resnet101 --teacher-pretrained pretrained_ckpt/deeplabv3_resnet101_voc_best_model.pth \
-  --student-model psp --student-backbone resnet18 --student-pretrained-base pretrained_ckpt/resnet18-imagenet.pth \
-  --dataset voc --data "$DATA" --crop-size 512 512 \
-  --batch-size 16 --max-iterations 40000 \
-  --lr 0.02 --weight-decay 1e-4 \
-  --val-per-iters 800 --save-per-iters 800 \
-  --bpkd-lambda-edge 50 --bpkd-lambda-body 20 \
-  --save-dir work_dirs/voc_psp_r18_bpkd --log-dir work_dirs/voc_psp_r18_bpkd "$@"
+ARGS=(
+  --kd-method bpkd
+  --teacher-model deeplabv3 --teacher-backbone resnet101 --teacher-pretrained pretrained_ckpt/deeplabv3_resnet101_voc_best_model.pth
+  --student-model psp --student-backbone resnet18 --student-pretrained-base pretrained_ckpt/resnet18-imagenet.pth
+  --dataset voc --data "$DATA" --crop-size 512 512
+  --batch-size 16 --max-iterations 40000
+  --lr 0.02 --weight-decay 1e-4
+  --val-per-iters 800 --save-per-iters 800
+  --bpkd-lambda-edge 50 --bpkd-lambda-body 20
+  --save-dir work_dirs/voc_psp_r18_bpkd --log-dir work_dirs/voc_psp_r18_bpkd
+)
+"${PYTHON:-python3}" train_kd.py "${ARGS[@]}" "$@" --preflight-only
+torchrun --nproc_per_node "$NPROC" train_kd.py "${ARGS[@]}" "$@"
