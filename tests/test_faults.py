@@ -86,10 +86,13 @@ def test_nan_gradient_with_finite_loss_never_reaches_the_weights(data, tmp_path,
     assert torch.load(tmp_path / ("kd_" + STUDENT + "_resume.pth"), weights_only=True)["iteration"] == 1
 
 
-def test_lr_nan_and_zero_are_refused():
+def test_lr_nan_and_zero_are_refused(capsys):
+    import train_kd
     for value in ("nan", "0", "-1", "inf"):
-        code, _, err = run_cli("train_kd.py", ["--lr", value])
-        assert code == 2 and "--lr must be a finite number > 0" in err.strip().splitlines()[-1]
+        with pytest.raises(SystemExit) as info:
+            train_kd.parse_args(["--lr", value])
+        assert info.value.code == 2
+        assert "--lr must be a finite number > 0" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_huge_lr_every_checkpoint_on_disk_is_finite(data, tmp_path, capsys):
@@ -314,3 +317,13 @@ def test_stalled_rank_ends_the_job_within_the_timeout(data, tmp_path):
                 os.kill(stopped, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_unknown_flag_model_and_dataset_are_one_line(data, tmp_path, capsys):
+    import train_kd
+    for argv, words in ((["--no-such-flag"], "unrecognized arguments"), (["--dataset", "mars"], "unknown dataset")):
+        with pytest.raises(SystemExit) as info:
+            train_kd.parse_args(argv)
+        assert info.value.code == 2 and words in capsys.readouterr().err.strip().splitlines()[-1]
+    code = train(run_args(data, tmp_path, "--kd-method", "none", "--student-model", "nope"))
+    one_line(code, capsys.readouterr().err, "unknown segmentation model 'nope'")
