@@ -17,6 +17,7 @@ from .checkpoint import CheckpointError, load_pretrained, load_pretrained_base, 
 from .outputs import SegOutputs
 from .registry import available_models, get_segmentation_model, register_model
 from . import deeplabv3, pspnet  # noqa: F401  (registers the zoo)
+from . import mmseg  # noqa: F401  (registers the mmseg family: pspnet ...)
 
 __all__ = ["get_segmentation_model", "register_model", "available_models", "SegOutputs",
            "CheckpointError", "load_state_file", "load_pretrained", "load_pretrained_base"]

@@ -4,11 +4,15 @@ Public API:
     PARITY_DIR                                   folder of the case files
     load_parity_case(path) -> dict
     build_parity_model(case) -> nn.Module        get_segmentation_model(case["model"],
-        case["backbone"], num_class=case["num_class"], aux=case["aux"], **builder_kwargs) where
-        builder_kwargs are the case's (the official builder's) keyword arguments minus the four
-        above, with "nn.BatchNorm2d"-style norm_layer strings turned into classes
+        case["backbone"], num_class=case["num_class"], aux=case["aux"], **kwargs). CIRKD family:
+        kwargs are the case's (the official builder's) keyword arguments minus the four above,
+        with "nn.BatchNorm2d"-style norm_layer strings turned into classes. mmseg family (cases
+        with a ``model_cfg``): the resolved mmseg config is mapped onto SegKD's builder arguments
+        (decode/aux head widths) by ``mmseg_kwargs``.
     conv_specs(model) -> list                    every Conv2d as the cases' conv_specs tuple
-    run_parity_case(case, f64=False) -> dict     check_case's report {"ok", "failures", "warnings"}
+    run_parity_case(case, f64=False) -> dict     check_case's report {"ok", "failures", "warnings"};
+        mmseg cases use the checker their folder ships (data/parity/mmseg/check.py: it also turns
+        Dropout2d off in train mode)
 
 tests/parity_ref/check.py and fill.py are unchanged copies of the reference harness
 (the project's parity harness); check_case fills the model with deterministic weights, runs it in eval
@@ -31,8 +35,15 @@ _NORM_LAYERS = {"nn.BatchNorm2d": nn.BatchNorm2d, "BatchNorm2d": nn.BatchNorm2d,
 _CASE_FIELDS = ("model", "backbone", "num_class", "aux")
 
 
-def _reference_check():
-    spec = importlib.util.spec_from_file_location("segkd_parity_ref_check", os.path.join(_REF_DIR, "check.py"))
+MMSEG_DIR = os.path.join(PARITY_DIR, "mmseg")
+
+
+def is_mmseg_case(case: Dict[str, Any]) -> bool:
+    return "model_cfg" in case or str((case.get("builder_kwargs") or {}).get("framework", "")).startswith("mmseg")
+
+
+def _reference_check(folder: str = _REF_DIR, name: str = "segkd_parity_ref_check"):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(folder, "check.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -43,7 +54,25 @@ def load_parity_case(path: str) -> Dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def mmseg_kwargs(case: Dict[str, Any]) -> Dict[str, Any]:
+    """The resolved mmseg config of a case -> SegKD builder arguments (widths the config sets)."""
+    cfg = case.get("model_cfg") or {}
+    kwargs: Dict[str, Any] = {}
+    decode = cfg.get("decode_head") or {}
+    if "channels" in decode:
+        kwargs["head_width"] = int(decode["channels"])
+    if "isa_channels" in decode:
+        kwargs["isa_channels"] = int(decode["isa_channels"])
+    aux = cfg.get("auxiliary_head") or {}
+    if isinstance(aux, dict) and "channels" in aux:
+        kwargs["aux_width"] = int(aux["channels"])
+    return kwargs
+
+
 def build_parity_model(case: Dict[str, Any]) -> nn.Module:
+    if is_mmseg_case(case):
+        return get_segmentation_model(case["model"], case["backbone"], num_class=case["num_class"],
+                                      aux=case["aux"], **mmseg_kwargs(case))
     kwargs = {k: v for k, v in dict(case.get("builder_kwargs") or {}).items() if k not in _CASE_FIELDS}
     norm = kwargs.get("norm_layer")
     if isinstance(norm, str):
@@ -62,4 +91,5 @@ def conv_specs(model: nn.Module) -> List[tuple]:
 
 def run_parity_case(case: Dict[str, Any], f64: bool = False) -> Dict[str, Any]:
     model = build_parity_model(case)
-    return _reference_check().check_case(model, case, f64=f64)
+    checker = _reference_check(MMSEG_DIR, "segkd_parity_mmseg_check") if is_mmseg_case(case) else _reference_check()
+    return checker.check_case(model, case, f64=f64)

@@ -1,0 +1,107 @@
+"""The mmseg family as SegKD models: backbone + decode head (+ FCN aux head), mmseg's key names.
+
+Registered (``get_segmentation_model(name, backbone, ...)``):
+    pspnet   backbone resnet18_v1c | resnet101_v1c; head_width = decode channels (default 512 for
+             R101, 128 for R18 as BPKD's student), aux_width = aux channels (default in/4)
+    isanet   same backbones and widths; isa_channels 256 (BPKD's R18 student keeps mmseg's 256)
+
+Forward -> SegOutputs ``[logits, aux_logits (aux), c1, c2, c3, c4, seg_logits, head_feat]``:
+``logits`` at the head's native stride (what BPKD distils), ``seg_logits`` = logits resized to the
+input (bilinear, align_corners False, mmseg's ``encode_decode``), ``head_feat`` = the decode head's
+feature before Dropout2d + ``conv_seg``. Metadata: RGB ImageNet mean/std input, align_corners
+False, heads ``decode_head.`` / ``auxiliary_head.``, mmrazor's ``architecture.model.`` prefix
+stripped when loading. Checkpoints ``{meta, state_dict}`` load strictly.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Optional
+
+from torch import Tensor, nn
+
+from ..meta import IMAGENET_RGB, ModelMeta
+from ..outputs import SegOutputs
+from ..registry import register_model
+from .common import FCNHead, resize
+from .heads import ISAHead, PSPHead
+from .resnet_v1c import ResNetV1c
+
+MMSEG_META = ModelMeta(input_norm=IMAGENET_RGB, align_corners=False,
+                       head_prefixes=("decode_head.", "auxiliary_head."),
+                       classifier_keys=("decode_head.conv_seg.*", "auxiliary_head.conv_seg.*"),
+                       key_prefix_rules=(("architecture.model.", ""),))
+BACKBONES: Dict[str, Callable[..., nn.Module]] = {
+    "resnet18_v1c": lambda norm_layer: ResNetV1c(18, norm_layer),
+    "resnet50_v1c": lambda norm_layer: ResNetV1c(50, norm_layer),
+    "resnet101_v1c": lambda norm_layer: ResNetV1c(101, norm_layer),
+}
+
+
+def build_mmseg_backbone(name: Optional[str], norm_layer) -> nn.Module:
+    if name not in BACKBONES:
+        raise ValueError("mmseg-family backbone must be one of %s, got %r" % (" | ".join(BACKBONES), name))
+    return BACKBONES[name](norm_layer)
+
+
+class MMSegModel(nn.Module):
+    """EncoderDecoder: ``backbone``, ``decode_head``, ``auxiliary_head`` (registered in that order)."""
+
+    meta = MMSEG_META
+
+    def __init__(self, backbone: nn.Module, decode_head: nn.Module, auxiliary_head: Optional[nn.Module],
+                 num_class: int, aux_in_index: int = 2) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.decode_head = decode_head
+        if auxiliary_head is not None:
+            self.auxiliary_head = auxiliary_head
+        self.aux = auxiliary_head is not None
+        self.aux_in_index = aux_in_index
+        self.num_class = num_class
+        c1, c2, c3, c4 = backbone.stage_channels
+        self.head_width = decode_head.channels
+        self.out_channels: Dict[str, int] = {"logits": num_class, "c1": c1, "c2": c2, "c3": c3, "c4": c4,
+                                             "seg_logits": num_class, "head_feat": decode_head.channels}
+        if self.aux:
+            self.out_channels["aux_logits"] = num_class
+        self.output_names = tuple(["logits"] + (["aux_logits"] if self.aux else [])
+                                  + ["c1", "c2", "c3", "c4", "seg_logits", "head_feat"])
+
+    def predict(self, scores: Tensor) -> Tensor:
+        return scores.argmax(1)
+
+    def forward(self, x: Tensor) -> SegOutputs:
+        stages = self.backbone(x)
+        logits, head_feat = self.decode_head(stages)
+        values = {"logits": logits, "head_feat": head_feat,
+                  "seg_logits": resize(logits, x.shape[2:], self.meta.align_corners)}
+        values.update(zip(("c1", "c2", "c3", "c4"), stages))
+        if self.aux:
+            values["aux_logits"] = self.auxiliary_head(stages[self.aux_in_index])[0]
+        return SegOutputs([values[n] for n in self.output_names], self.output_names)
+
+
+def _default_width(backbone: nn.Module, small: int, large: int) -> int:
+    return large if backbone.stage_channels[3] >= 2048 else small
+
+
+def _aux_head(backbone: nn.Module, num_class: int, aux_width: Optional[int], norm_layer) -> FCNHead:
+    in_channels = backbone.stage_channels[2]
+    return FCNHead(in_channels, int(aux_width or in_channels // 4), num_class, norm_layer=norm_layer)
+
+
+@register_model("pspnet", width_key="decode_head.bottleneck.conv.weight", meta=MMSEG_META)
+def pspnet(backbone: str, num_class: int = 19, aux: bool = True, norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
+           head_width: Optional[int] = None, aux_width: Optional[int] = None) -> MMSegModel:
+    net = build_mmseg_backbone(backbone, norm_layer)
+    width = int(head_width or _default_width(net, 128, 512))
+    head = PSPHead(net.stage_channels[3], width, num_class, norm_layer=norm_layer)
+    return MMSegModel(net, head, _aux_head(net, num_class, aux_width, norm_layer) if aux else None, num_class)
+
+
+@register_model("isanet", width_key="decode_head.in_conv.conv.weight", meta=MMSEG_META)
+def isanet(backbone: str, num_class: int = 19, aux: bool = True, norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
+           head_width: Optional[int] = None, aux_width: Optional[int] = None, isa_channels: int = 256) -> MMSegModel:
+    net = build_mmseg_backbone(backbone, norm_layer)
+    width = int(head_width or _default_width(net, 128, 512))
+    head = ISAHead(net.stage_channels[3], width, num_class, isa_channels=isa_channels, norm_layer=norm_layer)
+    return MMSegModel(net, head, _aux_head(net, num_class, aux_width, norm_layer) if aux else None, num_class)
