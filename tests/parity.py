@@ -61,6 +61,8 @@ def mmseg_kwargs(case: Dict[str, Any]) -> Dict[str, Any]:
     decode = cfg.get("decode_head") or {}
     if "channels" in decode:
         kwargs["head_width"] = int(decode["channels"])
+    if "c1_channels" in decode:
+        kwargs["c1_channels"] = int(decode["c1_channels"])
     if "isa_channels" in decode:
         kwargs["isa_channels"] = int(decode["isa_channels"])
     aux = cfg.get("auxiliary_head") or {}

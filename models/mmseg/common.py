@@ -1,4 +1,5 @@
-"""Building blocks with mmseg 0.26's module names (no mmcv): ConvModule and the decode-head base.
+"""Building blocks with mmseg 0.26's module names (no mmcv): ConvModule, DepthwiseSeparableConvModule,
+the decode-head base and the FCN head.
 
 ``ConvModule(in, out, k)`` = ``conv`` (no bias, followed by BN) + ``bn`` + ReLU, so its keys are
 ``<name>.conv.weight`` and ``<name>.bn.*`` as in mmseg checkpoints. ``DecodeHead`` creates
@@ -7,7 +8,7 @@
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -23,14 +24,28 @@ def resize(x: Tensor, size, align_corners: bool = False) -> Tensor:
 class ConvModule(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
                  dilation: int = 1, groups: int = 1, norm_layer: NormLayer = nn.BatchNorm2d,
-                 activation: bool = True) -> None:
+                 activation: Optional[str] = "relu") -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=False)
         self.bn = norm_layer(out_channels)
-        self.activate = nn.ReLU(inplace=True) if activation else nn.Identity()
+        self.activate = {"relu": nn.ReLU(inplace=True), "relu6": nn.ReLU6(inplace=True), None: nn.Identity()}[activation]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.activate(self.bn(self.conv(x)))
+
+
+class DepthwiseSeparableConvModule(nn.Module):
+    """mmcv's: ``depthwise_conv`` (k x k, groups = in, BN-ReLU) then ``pointwise_conv`` (1x1, BN-ReLU)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0, dilation: int = 1,
+                 norm_layer: NormLayer = nn.BatchNorm2d) -> None:
+        super().__init__()
+        self.depthwise_conv = ConvModule(in_channels, in_channels, kernel_size, padding=padding, dilation=dilation,
+                                         groups=in_channels, norm_layer=norm_layer)
+        self.pointwise_conv = ConvModule(in_channels, out_channels, 1, norm_layer=norm_layer)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pointwise_conv(self.depthwise_conv(x))
 
 
 class DecodeHead(nn.Module):

@@ -1,4 +1,4 @@
-"""mmseg 0.26 decode heads with mmseg's module names: PSPHead, ISAHead (more heads join here).
+"""mmseg 0.26 decode heads with mmseg's module names: PSPHead, ISAHead, DepthwiseSeparableASPPHead.
 
 Every head's ``forward(stages)`` takes the backbone outputs and returns ``(logits, head_feat)``,
 ``head_feat`` being the input of Dropout2d + ``conv_seg``. All resizes are bilinear with the
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .common import ConvModule, DecodeHead, NormLayer, resize
+from .common import ConvModule, DecodeHead, DepthwiseSeparableConvModule, NormLayer, resize
 
 
 class PSPHead(DecodeHead):
@@ -100,4 +100,36 @@ class ISAHead(DecodeHead):
         if pad_h > 0 or pad_w > 0:
             x = x[:, :, pad_h // 2:pad_h // 2 + h, pad_w // 2:pad_w // 2 + w]
         feat = self.out_conv(torch.cat([x, residual], dim=1))
+        return self.classify(feat), feat
+
+
+class DepthwiseSeparableASPPHead(DecodeHead):
+    """DeepLabV3+: [image pool (global avg, 1x1, resized), 1x1, depthwise-separable 3x3 at d 12/24/36],
+    3x3 ``bottleneck`` 5c->c, resized to c1's size and concatenated with ``c1_bottleneck`` (1x1 ->
+    c1_channels), two depthwise-separable 3x3 modules (``sep_bottleneck``), classifier (stride 4)."""
+
+    def __init__(self, in_channels: int, channels: int, num_classes: int, c1_in_channels: int, c1_channels: int = 48,
+                 dilations: Sequence[int] = (1, 12, 24, 36), dropout: float = 0.1,
+                 norm_layer: NormLayer = nn.BatchNorm2d, align_corners: bool = False, in_index: int = 3) -> None:
+        super().__init__(channels, num_classes, dropout)
+        self.in_index = in_index
+        self.align_corners = align_corners
+        self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), ConvModule(in_channels, channels, 1, norm_layer=norm_layer))
+        self.aspp_modules = nn.ModuleList(
+            ConvModule(in_channels, channels, 1, norm_layer=norm_layer) if d == 1 else
+            DepthwiseSeparableConvModule(in_channels, channels, 3, padding=d, dilation=d, norm_layer=norm_layer)
+            for d in dilations)
+        self.bottleneck = ConvModule((len(dilations) + 1) * channels, channels, 3, padding=1, norm_layer=norm_layer)
+        self.c1_bottleneck = ConvModule(c1_in_channels, c1_channels, 1, norm_layer=norm_layer)
+        self.sep_bottleneck = nn.Sequential(
+            DepthwiseSeparableConvModule(channels + c1_channels, channels, 3, padding=1, norm_layer=norm_layer),
+            DepthwiseSeparableConvModule(channels, channels, 3, padding=1, norm_layer=norm_layer))
+
+    def forward(self, stages: Sequence[Tensor]):
+        x = stages[self.in_index]
+        outs = [resize(self.image_pool(x), x.shape[2:], self.align_corners)] + [m(x) for m in self.aspp_modules]
+        feat = self.bottleneck(torch.cat(outs, dim=1))
+        c1 = self.c1_bottleneck(stages[0])
+        feat = torch.cat([resize(feat, c1.shape[2:], self.align_corners), c1], dim=1)
+        feat = self.sep_bottleneck(feat)
         return self.classify(feat), feat

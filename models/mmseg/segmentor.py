@@ -4,6 +4,8 @@ Registered (``get_segmentation_model(name, backbone, ...)``):
     pspnet   backbone resnet18_v1c | resnet101_v1c; head_width = decode channels (default 512 for
              R101, 128 for R18 as BPKD's student), aux_width = aux channels (default in/4)
     isanet   same backbones and widths; isa_channels 256 (BPKD's R18 student keeps mmseg's 256)
+    deeplabv3plus  backbone mobilenetv2 | resnet18_v1c | resnet101_v1c; head_width 512 (zoo; BPKD's
+             Cityscapes MobileNetV2 student uses 128 with aux_width 64), c1 -> 48, logits at stride 4
 
 Forward -> SegOutputs ``[logits, aux_logits (aux), c1, c2, c3, c4, seg_logits, head_feat]``:
 ``logits`` at the head's native stride (what BPKD distils), ``seg_logits`` = logits resized to the
@@ -22,7 +24,8 @@ from ..meta import IMAGENET_RGB, ModelMeta
 from ..outputs import SegOutputs
 from ..registry import register_model
 from .common import FCNHead, resize
-from .heads import ISAHead, PSPHead
+from .heads import DepthwiseSeparableASPPHead, ISAHead, PSPHead
+from .mobilenet_v2 import MobileNetV2
 from .resnet_v1c import ResNetV1c
 
 MMSEG_META = ModelMeta(input_norm=IMAGENET_RGB, align_corners=False,
@@ -33,6 +36,7 @@ BACKBONES: Dict[str, Callable[..., nn.Module]] = {
     "resnet18_v1c": lambda norm_layer: ResNetV1c(18, norm_layer),
     "resnet50_v1c": lambda norm_layer: ResNetV1c(50, norm_layer),
     "resnet101_v1c": lambda norm_layer: ResNetV1c(101, norm_layer),
+    "mobilenetv2": lambda norm_layer: MobileNetV2(norm_layer),
 }
 
 
@@ -105,3 +109,16 @@ def isanet(backbone: str, num_class: int = 19, aux: bool = True, norm_layer: Cal
     width = int(head_width or _default_width(net, 128, 512))
     head = ISAHead(net.stage_channels[3], width, num_class, isa_channels=isa_channels, norm_layer=norm_layer)
     return MMSegModel(net, head, _aux_head(net, num_class, aux_width, norm_layer) if aux else None, num_class)
+
+
+@register_model("deeplabv3plus", width_key="decode_head.bottleneck.conv.weight", meta=MMSEG_META)
+def deeplabv3plus(backbone: str, num_class: int = 19, aux: bool = True,
+                  norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d, head_width: Optional[int] = None,
+                  aux_width: Optional[int] = None, c1_channels: int = 48) -> MMSegModel:
+    net = build_mmseg_backbone(backbone, norm_layer)
+    width = int(head_width or 512)
+    head = DepthwiseSeparableASPPHead(net.stage_channels[3], width, num_class, c1_in_channels=net.stage_channels[0],
+                                      c1_channels=c1_channels, norm_layer=norm_layer)
+    aux_default = 256 if backbone == "mobilenetv2" else None   # mmseg's zoo: 96 -> 256 on MobileNetV2
+    auxiliary = _aux_head(net, num_class, aux_width or aux_default, norm_layer) if aux else None
+    return MMSegModel(net, head, auxiliary, num_class)
