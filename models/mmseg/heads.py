@@ -1,4 +1,5 @@
-"""mmseg 0.26 decode heads with mmseg's module names: PSPHead, ISAHead, DepthwiseSeparableASPPHead.
+"""mmseg 0.26 decode heads with mmseg's module names: PSPHead, ISAHead, DepthwiseSeparableASPPHead and
+the HRNet FCN head over the resized and concatenated branches.
 
 Every head's ``forward(stages)`` takes the backbone outputs and returns ``(logits, head_feat)``,
 ``head_feat`` being the input of Dropout2d + ``conv_seg``. All resizes are bilinear with the
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .common import ConvModule, DecodeHead, DepthwiseSeparableConvModule, NormLayer, resize
+from .common import ConvModule, DecodeHead, DepthwiseSeparableConvModule, FCNHead, NormLayer, resize
 
 
 class PSPHead(DecodeHead):
@@ -133,3 +134,19 @@ class DepthwiseSeparableASPPHead(DecodeHead):
         feat = torch.cat([resize(feat, c1.shape[2:], self.align_corners), c1], dim=1)
         feat = self.sep_bottleneck(feat)
         return self.classify(feat), feat
+
+
+class ResizeConcatFCNHead(FCNHead):
+    """mmseg FCNHead with ``input_transform='resize_concat'`` (HRNetV2): every branch resized to the
+    first's size and concatenated, one 1x1 ConvModule, no dropout, ``conv_seg``."""
+
+    def __init__(self, in_channels: Sequence[int], channels: int, num_classes: int,
+                 norm_layer: NormLayer = nn.BatchNorm2d, align_corners: bool = False) -> None:
+        super().__init__(sum(in_channels), channels, num_classes, num_convs=1, kernel_size=1, dropout=0.0,
+                         norm_layer=norm_layer)
+        self.align_corners = align_corners
+
+    def forward(self, stages: Sequence[Tensor]):
+        size = stages[0].shape[2:]
+        x = torch.cat([stages[0]] + [resize(s, size, self.align_corners) for s in stages[1:]], dim=1)
+        return super().forward(x)

@@ -6,6 +6,8 @@ Registered (``get_segmentation_model(name, backbone, ...)``):
     isanet   same backbones and widths; isa_channels 256 (BPKD's R18 student keeps mmseg's 256)
     deeplabv3plus  backbone mobilenetv2 | resnet18_v1c | resnet101_v1c; head_width 512 (zoo; BPKD's
              Cityscapes MobileNetV2 student uses 128 with aux_width 64), c1 -> 48, logits at stride 4
+    fcn      backbone hrnetv2_w18_small | hrnetv2_w18 | hrnetv2_w48: the 4 branches resized to the
+             first and concatenated (270 / 720 channels), 1x1 ConvModule, no dropout, no aux head
 
 Forward -> SegOutputs ``[logits, aux_logits (aux), c1, c2, c3, c4, seg_logits, head_feat]``:
 ``logits`` at the head's native stride (what BPKD distils), ``seg_logits`` = logits resized to the
@@ -24,7 +26,9 @@ from ..meta import IMAGENET_RGB, ModelMeta
 from ..outputs import SegOutputs
 from ..registry import register_model
 from .common import FCNHead, resize
+from .heads import ResizeConcatFCNHead
 from .heads import DepthwiseSeparableASPPHead, ISAHead, PSPHead
+from .hrnet import ARCHS as HRNET_ARCHS, HRNet
 from .mobilenet_v2 import MobileNetV2
 from .resnet_v1c import ResNetV1c
 
@@ -38,6 +42,7 @@ BACKBONES: Dict[str, Callable[..., nn.Module]] = {
     "resnet101_v1c": lambda norm_layer: ResNetV1c(101, norm_layer),
     "mobilenetv2": lambda norm_layer: MobileNetV2(norm_layer),
 }
+BACKBONES.update({name: (lambda norm_layer, name=name: HRNet(name, norm_layer)) for name in HRNET_ARCHS})
 
 
 def build_mmseg_backbone(name: Optional[str], norm_layer) -> nn.Module:
@@ -122,3 +127,17 @@ def deeplabv3plus(backbone: str, num_class: int = 19, aux: bool = True,
     aux_default = 256 if backbone == "mobilenetv2" else None   # mmseg's zoo: 96 -> 256 on MobileNetV2
     auxiliary = _aux_head(net, num_class, aux_width or aux_default, norm_layer) if aux else None
     return MMSegModel(net, head, auxiliary, num_class)
+
+
+@register_model("fcn", width_key="decode_head.convs.0.conv.weight", meta=MMSEG_META)
+def fcn(backbone: str, num_class: int = 19, aux: bool = False, norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
+        head_width: Optional[int] = None) -> MMSegModel:
+    if not str(backbone).startswith("hrnetv2"):
+        raise ValueError("fcn (mmseg family) is the HRNetV2 segmentor: backbone %s, got %r"
+                         % (" | ".join(sorted(HRNET_ARCHS)), backbone))
+    if aux:
+        raise ValueError("fcn/%s has no aux head (as mmseg's fcn_hr configs); build it with aux=False" % backbone)
+    net = build_mmseg_backbone(backbone, norm_layer)
+    width = int(head_width or sum(net.stage_channels))
+    head = ResizeConcatFCNHead(net.stage_channels, width, num_class, norm_layer=norm_layer)
+    return MMSegModel(net, head, None, num_class)
