@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head-width", default=None)
     p.add_argument("--pretrained", required=True, help="checkpoint to evaluate (plain state_dict or a *_resume.pth file)")
     p.add_argument("--aux", dest="aux", action="store_true", default=None,
-                   help="build the aux head (default: on for ResNet, as the released checkpoints have it)")
+                   help="build the aux head (default: as the checkpoint has it)")
     p.add_argument("--no-aux", dest="aux", action="store_false")
     p.add_argument("--dataset", default="citys")
     p.add_argument("--data", default=None)
@@ -120,8 +120,6 @@ def run(args) -> int:
     info = get_dataset_info(args.dataset)
     ignore_index = normalize_ignore_index(args.ignore_label)
     dist_info = init_distributed(args.local_rank, args.device)
-    if args.aux is None:
-        args.aux = args.backbone.startswith("resnet")
     if args.mode == "slide":
         args.crop_size = args.crop_size or list(info.default_crop)
         args.stride = args.stride or [max(1, c * 2 // 3) for c in args.crop_size]
@@ -155,9 +153,9 @@ def report(args, info, scores, num_images: int) -> None:
     print("\n%-24s %8s %8s" % ("class", "IoU", "acc"))
     for name, i, a in zip(info.class_names, iou, acc):
         print("%-24s %8.2f %8.2f" % (name, 100 * i, 100 * a))
-    print("\n%s %s/%s on %s %s (%d images): pixAcc %.2f  mIoU %.2f  [%s]"
+    print("\n%s %s/%s on %s %s (%d images): pixAcc %.2f  mIoU %.2f  mAcc %.2f  [%s]"
           % (args.pretrained, args.model, args.backbone, info.name, args.split, num_images,
-             100 * float(scores["pixAcc"]), 100 * float(scores["mIoU"]), protocol))
+             100 * float(scores["pixAcc"]), 100 * float(scores["mIoU"]), 100 * float(scores["mAcc"]), protocol))
     os.makedirs(args.save_dir, exist_ok=True)
     result = {"checkpoint": args.pretrained, "model": args.model, "backbone": args.backbone,
               "dataset": info.name, "split": args.split, "images": num_images, "protocol": protocol,

@@ -38,7 +38,7 @@ class NetSpec:
     checkpoint: Optional[str] = None
     pretrained_base: Optional[str] = None
     head_width: Optional[str] = None
-    aux: bool = False
+    aux: Optional[bool] = False       # None: as the checkpoint has it
     input_norm: str = ""              # filled from the built model's metadata
     align_corners: Optional[bool] = None
 
@@ -49,9 +49,12 @@ class NetSpec:
             self.checkpoint or self.pretrained_base or "random")
 
 
-def _teacher_aux(flag: Optional[bool], backbone: str) -> bool:
-    # Released CIRKD teachers keep their aux head, so they load strictly.
-    return backbone.startswith("resnet") if flag is None else bool(flag)
+def _teacher_aux(flag: Optional[bool], backbone: str, checkpoint: Optional[str]) -> Optional[bool]:
+    """Unset: as the checkpoint has it (released CIRKD and mmseg teachers keep their aux head, so they
+    load strictly); a random teacher gets one on ResNets, as CIRKD's."""
+    if flag is not None:
+        return bool(flag)
+    return None if checkpoint is not None else backbone.startswith("resnet")
 
 
 def student_spec(args: argparse.Namespace) -> NetSpec:
@@ -61,17 +64,17 @@ def student_spec(args: argparse.Namespace) -> NetSpec:
 
 
 def teacher_specs(args: argparse.Namespace, count: int) -> List[NetSpec]:
-    first = NetSpec("teacher", args.teacher_model, args.teacher_backbone, args.num_classes,
-                    path_or_none(args.teacher_pretrained), None, args.teacher_head_width,
-                    _teacher_aux(args.teacher_aux, args.teacher_backbone))
+    checkpoint = path_or_none(args.teacher_pretrained)
+    first = NetSpec("teacher", args.teacher_model, args.teacher_backbone, args.num_classes, checkpoint, None,
+                    args.teacher_head_width, _teacher_aux(args.teacher_aux, args.teacher_backbone, checkpoint))
     backbone2 = args.teacher2_backbone or args.teacher_backbone
+    checkpoint2 = path_or_none(args.teacher2_pretrained)
     second = NetSpec("teacher2", args.teacher2_model or args.teacher_model, backbone2, args.num_classes,
-                     path_or_none(args.teacher2_pretrained), None, args.teacher2_head_width,
-                     _teacher_aux(args.teacher2_aux, backbone2))
+                     checkpoint2, None, args.teacher2_head_width, _teacher_aux(args.teacher2_aux, backbone2, checkpoint2))
     return [first, second][:count]
 
 
-def build_network(model: str, backbone: str, num_classes: int, aux: bool, pretrained: Optional[str],
+def build_network(model: str, backbone: str, num_classes: int, aux: Optional[bool], pretrained: Optional[str],
                   pretrained_base: Optional[str] = None, head_width=None, role: str = "student",
                   missing: Optional[MissingKeys] = None) -> nn.Module:
     pretrained = path_or_none(pretrained)
@@ -102,6 +105,7 @@ def build_from_spec(spec: NetSpec, method_spec: Optional[MethodSpec], args: argp
     set_input_source(net, PIPELINE_NORM)
     meta = model_meta(net)
     spec.input_norm, spec.align_corners = meta.input_norm.name, meta.align_corners
+    spec.aux = bool(getattr(net, "aux", spec.aux))
     return net
 
 

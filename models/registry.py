@@ -11,7 +11,8 @@ Public API:
     get_segmentation_model(model, backbone, num_class=19, aux=False, norm_layer=nn.BatchNorm2d,
                            pretrained_base=None, pretrained=None, local_rank=None,
                            head_width=None, allow_missing=(), init_missing=None, **kwargs) -> nn.Module
-        ``allow_missing``: fnmatch patterns of keys the ``pretrained`` file may lack (e.g. a new
+        ``aux=None``: as the ``pretrained`` file has it (aux-head keys present or not), else the
+        builder's default. ``allow_missing``: fnmatch patterns of keys the ``pretrained`` file may lack (e.g. a new
         classifier); ``init_missing(model, missing_keys)`` initialises them. Any other missing key
         is still an error.
 
@@ -84,7 +85,7 @@ def _width_hint(model: nn.Module, width: int) -> Optional[str]:
             % (width, named, getattr(model, "head_width", "?"), width))
 
 
-def get_segmentation_model(model: str, backbone: Optional[str], num_class: int = 19, aux: bool = False,
+def get_segmentation_model(model: str, backbone: Optional[str], num_class: int = 19, aux: Optional[bool] = False,
                            norm_layer: Optional[Callable[[int], nn.Module]] = nn.BatchNorm2d,
                            pretrained_base: Optional[str] = None, pretrained: Optional[str] = None,
                            local_rank: Optional[int] = None,
@@ -108,6 +109,14 @@ def get_segmentation_model(model: str, backbone: Optional[str], num_class: int =
         if head_width is None and checkpoint_width is not None:
             head_width = checkpoint_width
             logger.info("%s/%s: head width %d taken from %s", model, backbone, checkpoint_width, pretrained)
+    if aux is None:
+        # follow the checkpoint (an aux head's keys are in it or not), else the builder's default
+        if state is not None:
+            aux = any(k.startswith(("auxlayer.", "auxiliary_head.")) for k in state)
+        else:
+            default = inspect.signature(entry.builder).parameters.get("aux")
+            aux = bool(default.default) if default is not None and default.default is not inspect.Parameter.empty \
+                else False
     if head_width is not None:
         kwargs["head_width"] = head_width
     _check_kwargs(model, entry.builder, kwargs)

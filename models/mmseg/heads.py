@@ -148,5 +148,6 @@ class ResizeConcatFCNHead(FCNHead):
 
     def forward(self, stages: Sequence[Tensor]):
         size = stages[0].shape[2:]
-        x = torch.cat([stages[0]] + [resize(s, size, self.align_corners) for s in stages[1:]], dim=1)
+        # every branch is resized, the first to its own size too (an identity, counted by mmseg's FLOPs)
+        x = torch.cat([resize(s, size, self.align_corners) for s in stages], dim=1)
         return super().forward(x)

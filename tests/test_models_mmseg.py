@@ -1,0 +1,78 @@
+"""The mmseg family in use: mmseg / mmrazor checkpoint files, wrong files, as a teacher of a CIRKD
+student in one run (each network gets its own input), and the mmseg metadata."""
+import os
+
+import pytest
+import torch
+
+from e2e_common import TINY, make_citys, run_cli, train
+from models import CheckpointError, get_segmentation_model
+from models.meta import IMAGENET_RGB, model_meta
+
+
+def mmseg_file(path, model, **extra):
+    torch.save({"meta": {"mmseg_version": "0.26.0", "CLASSES": ["c%d" % i for i in range(19)]},
+                "state_dict": {**model.state_dict(), **extra}}, path)
+    return str(path)
+
+
+def test_mmseg_and_mmrazor_files_load_strictly(tmp_path):
+    torch.manual_seed(0)
+    source = get_segmentation_model("pspnet", "resnet18_v1c", num_class=19, aux=True)
+    plain = mmseg_file(tmp_path / "pspnet.pth", source)
+    loaded = get_segmentation_model("pspnet", "resnet18_v1c", num_class=19, aux=None, pretrained=plain)
+    assert loaded.aux and all(torch.equal(a, b) for a, b in zip(source.state_dict().values(),
+                                                                loaded.state_dict().values()))
+    razor = tmp_path / "razor.pth"
+    torch.save({"meta": {}, "state_dict": {"architecture.model." + k: v for k, v in source.state_dict().items()}}, razor)
+    again = get_segmentation_model("pspnet", "resnet18_v1c", num_class=19, aux=True, pretrained=str(razor))
+    assert torch.equal(again.decode_head.conv_seg.weight, source.decode_head.conv_seg.weight)
+    meta = model_meta(again)
+    assert meta.input_norm == IMAGENET_RGB and meta.align_corners is False
+
+
+def test_wrong_classes_or_architecture_is_a_one_line_error(tmp_path):
+    ade = mmseg_file(tmp_path / "ade.pth", get_segmentation_model("pspnet", "resnet18_v1c", num_class=150, aux=True))
+    with pytest.raises(CheckpointError) as info:
+        get_segmentation_model("pspnet", "resnet18_v1c", num_class=19, aux=True, pretrained=ade)
+    first = str(info.value).splitlines()[0]
+    assert "ade.pth" in first and "decode_head.conv_seg.weight" in first and "(150, 128, 1, 1)" in first
+    isa = mmseg_file(tmp_path / "isa.pth", get_segmentation_model("isanet", "resnet18_v1c", num_class=19, aux=True))
+    with pytest.raises(CheckpointError) as info:
+        get_segmentation_model("pspnet", "resnet18_v1c", num_class=19, aux=True, pretrained=isa)
+    assert "isa.pth" in str(info.value).splitlines()[0] and "missing decode_head" in str(info.value).splitlines()[0]
+
+
+def test_unknown_backbone_names_the_choices():
+    with pytest.raises(ValueError, match="resnet18_v1c"):
+        get_segmentation_model("pspnet", "resnet18", num_class=19)
+    with pytest.raises(ValueError, match="hrnetv2"):
+        get_segmentation_model("fcn", "resnet18_v1c", num_class=19)
+
+
+def test_mmseg_teacher_distils_a_cirkd_student(tmp_path):
+    data = make_citys(str(tmp_path / "data"))
+    teacher = mmseg_file(tmp_path / "teacher.pth", get_segmentation_model("pspnet", "resnet18_v1c", num_class=19, aux=True))
+    argv = TINY + ["--data", data, "--save-dir", str(tmp_path / "run"), "--kd-method", "kd", "--max-iterations", "2",
+                   "--teacher-model", "pspnet", "--teacher-backbone", "resnet18_v1c", "--teacher-pretrained", teacher]
+    assert train(argv) == 0
+    log = open(next((tmp_path / "run").glob("*_log.txt"))).read()
+    assert "teacher pspnet/resnet18_v1c (19 classes, aux on" in log     # aux followed the checkpoint
+    assert "input imagenet_rgb_mean_std, align_corners False" in log
+    assert "input cirkd_bgr_mean, align_corners True" in log
+
+
+@pytest.mark.parametrize("model,backbone,stride", [("pspnet", "resnet18_v1c", 8), ("isanet", "resnet18_v1c", 8),
+                                                   ("deeplabv3plus", "mobilenetv2", 4), ("fcn", "hrnetv2_w18_small", 4)])
+def test_mmseg_students_train(tmp_path, model, backbone, stride):
+    """Each student family trains end to end through the real CLI (CE + 0.4 aux where it has one)."""
+    data = make_citys(str(tmp_path / "data"))
+    aux = [] if model == "fcn" else ["--aux"]
+    argv = TINY + ["--data", data, "--save-dir", str(tmp_path / "run"), "--kd-method", "none", "--max-iterations", "2",
+                   "--student-model", model, "--student-backbone", backbone, "--val-per-iters", "2"] + aux
+    assert train(argv) == 0
+    weights = torch.load(next((tmp_path / "run").glob("*_best_model.pth")), weights_only=True)
+    net = get_segmentation_model(model, backbone, num_class=19, aux=None, pretrained=None)
+    assert set(weights) >= {k for k in net.state_dict() if not k.startswith("auxiliary_head.")}
+    out = get_segmentation_model(model, backbone, num_class=19, aux=bool(aux)).eval()(torch.zeros(1, 3, 64, 64))
+    assert out.logits.shape[-1] == 64 // stride
