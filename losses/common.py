@@ -1,5 +1,6 @@
 """Pieces several methods share, so no method file imports another method's file.
 
+- ``align_to``: a teacher map resized to the student's output stride when they differ;
 - the pixel-wise KD term (``kd_loss``, ``KDLoss``, ``KDTermMixin``) and its shared flags
   ``--lambda-kd`` / ``--kd-temperature`` (CIRKD's CriterionKD; see ``losses/kd.py`` for the math);
 - small lookups: ``num_classes_of``, ``feature_channels``, ``describe_terms``;
@@ -25,12 +26,21 @@ def as_float(x: Tensor) -> Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
+def align_to(teacher_map: Tensor, student_map: Tensor) -> Tensor:
+    """Teacher map resized to the student's spatial size when the output strides differ (e.g. an
+    HRNet student at 1/4 and a PSPNet teacher at 1/8): bilinear, align_corners False, as mmseg and
+    BPKD resize logits. Same size: returned unchanged (no CIRKD-family pair ever differs)."""
+    if teacher_map.dim() != 4 or teacher_map.shape[-2:] == student_map.shape[-2:]:
+        return teacher_map
+    return F.interpolate(teacher_map, size=tuple(student_map.shape[-2:]), mode="bilinear", align_corners=False)
+
+
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
     """CIRKD's pixel-wise KD: KL(p_t || q_s) summed over classes, mean over B*h*w pixels, times T^2."""
-    if student_logits.shape != teacher_logits.shape:
-        raise ValueError("kd_loss: student logits %s and teacher logits %s must have the same shape "
-                         "(same number of classes and output stride)"
-                         % (tuple(student_logits.shape), tuple(teacher_logits.shape)))
+    if student_logits.shape[:2] != teacher_logits.shape[:2]:
+        raise ValueError("kd_loss: student logits %s and teacher logits %s must have the same batch and "
+                         "number of classes" % (tuple(student_logits.shape), tuple(teacher_logits.shape)))
+    teacher_logits = align_to(teacher_logits, student_logits)
     student_logits = as_float(student_logits)
     teacher_logits = as_float(teacher_logits.detach()).to(student_logits.dtype)
     num_classes = student_logits.shape[1]

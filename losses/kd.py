@@ -13,8 +13,10 @@ No labels and no ignore mask: every pixel is distilled, at the model's output st
 
 Differences from the official code: the teacher logits are detached inside the loss (the
 official code relied on the caller's no_grad); the loss is computed in float32 (or float64 when
-given float64) so it is AMP-safe; shapes are checked with a clear error instead of a reshape
-that could silently mix pixels.
+given float64) so it is AMP-safe; batch and classes are checked with a clear error instead of a
+reshape that could silently mix pixels; teacher logits at another output stride (an mmseg HRNet
+student at 1/4, a PSPNet teacher at 1/8) are resized to the student's size (bilinear,
+align_corners False) instead of failing.
 
 ``kd_loss`` / ``KDLoss`` / ``add_kd_args`` / ``resolve_kd`` live in ``losses/common.py`` so the other
 methods (SKD, IFVD, CWD, AT, FitNet, CIRKD, Af-DCD, MasKD) share them without importing this file.

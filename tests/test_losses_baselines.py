@@ -180,7 +180,7 @@ def test_kd_loss_matches_formula_and_rejects_mismatch():
     manual = (p_t * (p_t.log() - F.log_softmax(s / temp, 1))).sum(1).mean() * temp ** 2
     assert torch.allclose(kd_loss(s, t, temp), manual, rtol=1e-5)
     assert float(kd_loss(s, s, temp)) == pytest.approx(0.0, abs=1e-6)
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match="same batch and number of classes"):
         kd_loss(s, t[:, :3])
 
 

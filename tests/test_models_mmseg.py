@@ -76,3 +76,22 @@ def test_mmseg_students_train(tmp_path, model, backbone, stride):
     assert set(weights) >= {k for k in net.state_dict() if not k.startswith("auxiliary_head.")}
     out = get_segmentation_model(model, backbone, num_class=19, aux=bool(aux)).eval()(torch.zeros(1, 3, 64, 64))
     assert out.logits.shape[-1] == 64 // stride
+
+
+def test_distillation_across_output_strides(tmp_path):
+    """HRNet-W18s student (logits at 1/4) from a PSPNet teacher (1/8): BPKD resizes the teacher logits and
+    builds its edge mask at the student's size; KD resizes them too."""
+    import torch.nn.functional as F
+    from losses.common import kd_loss
+    student = torch.randn(2, 19, 16, 16)
+    teacher = torch.randn(2, 19, 8, 8)
+    up = F.interpolate(teacher, size=(16, 16), mode="bilinear", align_corners=False)
+    assert torch.allclose(kd_loss(student, teacher), kd_loss(student, up))
+    data = make_citys(str(tmp_path / "data"))
+    teacher_file = mmseg_file(tmp_path / "teacher.pth", get_segmentation_model("pspnet", "resnet18_v1c", num_class=19))
+    argv = TINY + ["--data", data, "--save-dir", str(tmp_path / "run"), "--kd-method", "kd+bpkd", "--max-iterations", "2",
+                   "--skip-val", "--student-model", "fcn", "--student-backbone", "hrnetv2_w18_small", "--no-aux",
+                   "--teacher-model", "pspnet", "--teacher-backbone", "resnet18_v1c", "--teacher-pretrained", teacher_file]
+    assert train(argv) == 0
+    log = open(next((tmp_path / "run").glob("*_log.txt"))).read()
+    assert " kd " in log and "bpkd" in log
