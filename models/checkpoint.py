@@ -7,8 +7,9 @@ Public API:
         weights_only=True); unwraps {"state_dict": ...} / {"model": ...} / {"student": ...}
         (a train_kd.py resume file); strips "module."
     load_pretrained_base(model, path_or_state, source=None) -> list[str]
-        ImageNet backbone weights (CSAIL layout) into ``model.pretrained`` (or into `model` if it
-        is a backbone). Keeps only keys the backbone has (drops ``fc.*``, ``features.18.*``,
+        ImageNet backbone weights into ``model.pretrained`` (CIRKD family, CSAIL layout) or
+        ``model.backbone`` (mmseg family: open-mmlab ``resnet*_v1c``, msra HRNet, mmcls files whose
+        ``backbone.*`` keys are taken), or into `model` if it is a backbone. Keeps only keys the backbone has (drops ``fc.*``, ``features.18.*``,
         ``classifier.*``) and returns the dropped keys. Any missing or mis-shaped backbone tensor
         is a CheckpointError (a missing ``num_batches_tracked`` is fine).
     load_pretrained(model, path_or_state, source=None, arch=None, hint=None, allow_missing=(),
@@ -143,9 +144,15 @@ def _load_checked(module: nn.Module, state: Mapping[str, Tensor], keep_own: Sequ
 def load_pretrained_base(model: nn.Module, path_or_state: Union[str, Mapping[str, Tensor]],
                          source: Optional[str] = None) -> List[str]:
     """Load CSAIL-layout ImageNet weights into the backbone; return the dropped file keys."""
-    backbone = model.pretrained if isinstance(getattr(model, "pretrained", None), nn.Module) else model
+    backbone = model
+    for name in ("pretrained", "backbone"):        # CIRKD family / mmseg family
+        if isinstance(getattr(model, name, None), nn.Module):
+            backbone = getattr(model, name)
+            break
     root = getattr(backbone, "imagenet_root", backbone)
     state, source = _as_state(path_or_state, source)
+    if any(k.startswith("backbone.") for k in state):   # mmcls classifiers: backbone.* + head.*
+        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
     target = root.state_dict()
     missing, _, misshaped = _compare(target, state)
     dropped = [k for k in state if k not in target]

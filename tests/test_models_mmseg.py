@@ -95,3 +95,34 @@ def test_distillation_across_output_strides(tmp_path):
     assert train(argv) == 0
     log = open(next((tmp_path / "run").glob("*_log.txt"))).read()
     assert " kd " in log and "bpkd" in log
+
+
+def test_convert_checkpoint_handles_mmrazor_and_mmseg_files(tmp_path):
+    source = get_segmentation_model("isanet", "resnet18_v1c", num_class=19, aux=True)
+    state = {"architecture.model." + k: v for k, v in source.state_dict().items()}
+    state["distiller.teacher.backbone.stem.0.weight"] = torch.zeros(32, 3, 3, 3)
+    torch.save({"meta": {"mmrazor": "0.3"}, "state_dict": state}, tmp_path / "razor.pth")
+    code, out, err = run_cli("tools/convert_checkpoint.py", [str(tmp_path / "razor.pth"), str(tmp_path / "plain.pth")])
+    assert code == 0, err
+    assert "mmrazor" in out and "dropped 1 teacher/distiller keys" in out
+    plain = torch.load(tmp_path / "plain.pth", weights_only=True)
+    assert list(plain) == list(source.state_dict())
+    get_segmentation_model("isanet", "resnet18_v1c", num_class=19, aux=True, pretrained=str(tmp_path / "plain.pth"))
+
+
+def test_imagenet_backbone_files_of_the_mmseg_family(tmp_path):
+    """open-mmlab resnet*_v1c files (stem/layer keys + fc) and mmcls files (backbone.* + head.*)."""
+    from models.mmseg.mobilenet_v2 import MobileNetV2
+    from models.mmseg.resnet_v1c import ResNetV1c
+    resnet = ResNetV1c(18)
+    torch.save({**resnet.state_dict(), "fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)},
+               tmp_path / "resnet18_v1c.pth")
+    model = get_segmentation_model("pspnet", "resnet18_v1c", num_class=19, pretrained_base=str(tmp_path / "resnet18_v1c.pth"))
+    assert torch.equal(model.backbone.layer4[1].conv2.weight, resnet.layer4[1].conv2.weight)
+    mobile = MobileNetV2()
+    torch.save({"meta": {}, "state_dict": {**{"backbone." + k: v for k, v in mobile.state_dict().items()},
+                                           "head.fc.weight": torch.zeros(1000, 1280)}}, tmp_path / "mbv2.pth")
+    model = get_segmentation_model("deeplabv3plus", "mobilenetv2", num_class=19, pretrained_base=str(tmp_path / "mbv2.pth"))
+    assert torch.equal(model.backbone.layer7[0].conv[1].conv.weight, mobile.layer7[0].conv[1].conv.weight)
+    with pytest.raises(CheckpointError):
+        get_segmentation_model("pspnet", "resnet101_v1c", num_class=19, pretrained_base=str(tmp_path / "resnet18_v1c.pth"))

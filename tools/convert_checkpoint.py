@@ -1,7 +1,8 @@
-"""Convert ImageNet backbone weights into the CSAIL layout that ``pretrained_base`` loads.
+"""Convert ImageNet backbone weights into the CSAIL layout that ``pretrained_base`` loads, and mmseg /
+mmrazor segmentation checkpoints into plain state_dicts that ``pretrained`` loads.
 
 Usage:
-    python -m tools.convert_checkpoint SRC DST [--from auto|csail|torchvision|timm]
+    python -m tools.convert_checkpoint SRC DST [--from auto|csail|torchvision|timm|mmseg]
 
 Public API:
     ConversionError(CheckpointError)           a layout that cannot (or must not) be converted
@@ -27,8 +28,13 @@ What converts and what does not:
   not fit the 64-wide one, and the ResNet-D shortcut (avg-pool then stride-1 conv,
   ``downsample.1/2``) computes a different function from the v1s stride-2 1x1 conv, so copying
   its weights would silently give a different network.
+- mmseg segmentors (``{meta, state_dict}`` with ``backbone.*`` / ``decode_head.*`` /
+  ``auxiliary_head.*``) and mmrazor distillation files (BPKD's releases: the student under
+  ``architecture.model.``, the teacher and distiller elsewhere): the student's state_dict is kept
+  as is (mmrazor prefix stripped, other keys dropped and counted). SegKD's mmseg family also loads
+  such files directly; converting only makes them plain.
 The output is a plain state_dict (``torch.save`` of a dict of tensors), written atomically and
-checked against the target backbone's keys and shapes.
+checked against the target backbone's keys and shapes (backbones).
 """
 import argparse
 import os
@@ -182,11 +188,39 @@ def convert_state(state: Mapping[str, Tensor], layout: str = "auto") -> Tuple[St
     return out, arch
 
 
+MMRAZOR_PREFIX = "architecture.model."
+MMSEG_PREFIXES = ("backbone.", "decode_head.", "auxiliary_head.")
+
+
+def is_segmentor(state: Mapping[str, Tensor]) -> bool:
+    return any(k.startswith(MMRAZOR_PREFIX) or k.startswith(("decode_head.",)) for k in state)
+
+
+def convert_segmentor(state: Mapping[str, Tensor]) -> Tuple[StateDict, str]:
+    """An mmseg / mmrazor checkpoint -> the student's plain state_dict, and what was done."""
+    if any(k.startswith(MMRAZOR_PREFIX) for k in state):
+        out = {k[len(MMRAZOR_PREFIX):]: v for k, v in state.items() if k.startswith(MMRAZOR_PREFIX)}
+        dropped = len(state) - len(out)
+        what = "mmrazor distillation file: kept the student (%d keys under %s, prefix stripped), dropped %d " \
+               "teacher/distiller keys" % (len(out), MMRAZOR_PREFIX, dropped)
+    else:
+        out = dict(state)
+        what = "mmseg segmentor: %d keys kept as they are" % len(out)
+    if not any(k.startswith("decode_head.") for k in out):
+        raise ConversionError("no decode_head.* keys after conversion: not an mmseg segmentation checkpoint")
+    heads = sorted({k.split(".")[0] for k in out})
+    return out, "%s (%s)" % (what, ", ".join(heads))
+
+
 def convert_file(src: str, dst: str, layout: str = "auto") -> str:
     if str(src).endswith(".safetensors"):
         raise ConversionError("%s: .safetensors files are not read here; re-save it as a .pth first, "
                               "e.g. torch.save(safetensors.torch.load_file(src), dst)" % src)
-    out, arch = convert_state(load_state_file(src), layout)
+    state = load_state_file(src)
+    if layout == "mmseg" or (layout == "auto" and is_segmentor(state)):
+        out, arch = convert_segmentor(state)
+    else:
+        out, arch = convert_state(state, layout)
     tmp = "%s.tmp%d" % (dst, os.getpid())
     torch.save(out, tmp)
     os.replace(tmp, dst)
@@ -199,7 +233,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("src", help="input weights (.pth / .pt)")
     parser.add_argument("dst", help="output file, loadable as pretrained_base")
     parser.add_argument("--from", dest="layout", default="auto",
-                        choices=["auto", "csail", "torchvision", "timm"], help="input layout")
+                        choices=["auto", "csail", "torchvision", "timm", "mmseg"], help="input layout")
     args = parser.parse_args(argv)
     if os.path.abspath(args.src) == os.path.abspath(args.dst):
         print("error: source and destination are the same file", file=sys.stderr)
@@ -209,7 +243,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except CheckpointError as exc:
         print("error: %s: %s" % (args.src, exc), file=sys.stderr)
         return 2
-    print("wrote %s (%s backbone, CSAIL layout)" % (args.dst, arch))
+    if " " in arch:        # a segmentation checkpoint: say what was done
+        print("wrote %s: %s" % (args.dst, arch))
+    else:
+        print("wrote %s (%s backbone, CSAIL layout)" % (args.dst, arch))
     return 0
 
 
