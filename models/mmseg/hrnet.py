@@ -34,8 +34,8 @@ def _layer(block, inplanes: int, planes: int, blocks: int, norm_layer: NormLayer
     if inplanes != planes * block.expansion:
         downsample = nn.Sequential(nn.Conv2d(inplanes, planes * block.expansion, 1, bias=False),
                                    norm_layer(planes * block.expansion))
-    layers = [block(inplanes, planes, 1, 1, downsample, norm_layer)]
-    layers += [block(planes * block.expansion, planes, 1, 1, None, norm_layer) for _ in range(blocks - 1)]
+    layers = [block(inplanes, planes, downsample=downsample, norm_layer=norm_layer)]
+    layers += [block(planes * block.expansion, planes, norm_layer=norm_layer) for _ in range(blocks - 1)]
     return nn.Sequential(*layers)
 
 

@@ -12,50 +12,15 @@ from typing import List, Tuple
 
 from torch import Tensor, nn
 
+from ..backbones.resnet import BasicBlockV1b, BottleneckV1b
 from .common import NormLayer
 
 DEPTHS = {18: ("basic", (2, 2, 2, 2)), 50: ("bottleneck", (3, 4, 6, 3)), 101: ("bottleneck", (3, 4, 23, 3))}
 
 
-class BasicBlock(nn.Module):
-    expansion = 1
-
-    def __init__(self, inplanes: int, planes: int, stride: int, dilation: int, downsample, norm_layer: NormLayer):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, padding=dilation, dilation=dilation, bias=False)
-        self.bn1 = norm_layer(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, padding=1, bias=False)
-        self.bn2 = norm_layer(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-
-    def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
-
-
-class Bottleneck(nn.Module):
-    expansion = 4
-
-    def __init__(self, inplanes: int, planes: int, stride: int, dilation: int, downsample, norm_layer: NormLayer):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-        self.bn1 = norm_layer(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, padding=dilation, dilation=dilation, bias=False)
-        self.bn2 = norm_layer(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = norm_layer(planes * 4)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-
-    def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+# mmseg's BasicBlock and "pytorch"-style Bottleneck are CIRKD's v1b blocks with a plain 3x3 conv2
+# (previous_dilation 1): the same keys and the same function, so they are reused.
+BasicBlock, Bottleneck = BasicBlockV1b, BottleneckV1b
 
 
 class ResNetV1c(nn.Module):
@@ -80,9 +45,10 @@ class ResNetV1c(nn.Module):
                 downsample = nn.Sequential(nn.Conv2d(inplanes, planes * block.expansion, 1, stride, bias=False),
                                            norm_layer(planes * block.expansion))
             first_dilation = dilation // 2 if (contract_dilation and dilation > 1) else dilation
-            layers = [block(inplanes, planes, stride, first_dilation, downsample, norm_layer)]
+            layers = [block(inplanes, planes, stride=stride, dilation=first_dilation, downsample=downsample,
+                            norm_layer=norm_layer)]
             inplanes = planes * block.expansion
-            layers += [block(inplanes, planes, 1, dilation, None, norm_layer) for _ in range(count - 1)]
+            layers += [block(inplanes, planes, dilation=dilation, norm_layer=norm_layer) for _ in range(count - 1)]
             self.add_module("layer%d" % (index + 1), nn.Sequential(*layers))
             channels.append(inplanes)
         self.stage_channels: Tuple[int, ...] = tuple(channels)
