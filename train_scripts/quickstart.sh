@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SegKD quick start, CPU friendly (about 10 minutes on 2 cores with the defaults below):
+# SegKD quick start, CPU friendly (10-14 minutes on 2 cores with the defaults below):
 #   1. generate a synthetic Cityscapes-format data set (real on-disk layout, real label ids),
 #   2. train a DeepLabV3-ResNet101 teacher and a DeepLabV3-ResNet18 student baseline (--kd-method none),
 #   3. distill a DeepLabV3-ResNet18 student from that teacher with Af-DCD (--kd-method af_dcd),
