@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Subset
 
 from datasets import DatasetError, build_dataset, get_dataset_info, normalize_ignore_index
 from engine.cli import fail, make_parser
-from engine.build import BuildError, build_network
+from engine.specs import BuildError, build_network
 from utils.distributed import cleanup, init_distributed
 from models.meta import PIPELINE_NORM, set_input_source
 from utils.evaluation import evaluate

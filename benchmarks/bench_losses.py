@@ -153,8 +153,8 @@ def method_spec(opts: argparse.Namespace, method: str, workdir: str, base_args: 
             extra += PREPARERS[part](base_args, workdir, channel_info(default_teacher))
     argv = train_argv(opts, method, extra)
     args = parse_train_args(argv)
-    trains_student = all(c.trains_student for c in losses.method_classes(method))
-    geometry = network_geometries(args, trains_student, losses.teachers_needed(args), cache)
+    spec = args.method_spec      # parsed once by train_kd.parse_args
+    geometry = network_geometries(args, spec.trains_student, spec.teachers_needed(args), cache)
     return {"kind": "method", "argv": argv, "geometry": geometry}
 
 

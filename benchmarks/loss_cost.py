@@ -42,7 +42,7 @@ def parse_train_args(argv: List[str]) -> argparse.Namespace:
 # --------------------------------------------------------------------------- shapes
 def network_geometry(model: str, backbone: str, num_classes: int, aux: bool, head_width=None) -> Geometry:
     """Output names, channels and strides of a network, from one eval-mode dummy forward."""
-    from engine.build import build_network
+    from engine.specs import build_network
     net = build_network(model, backbone, num_classes, aux=aux, pretrained=None, head_width=head_width)
     net.eval()
     with torch.no_grad():
@@ -58,7 +58,7 @@ def channel_info(geometry: Optional[Geometry]) -> Optional[Dict[str, int]]:
 
 def network_geometries(args: argparse.Namespace, trains_student: bool, num_teachers: int,
                        cache: Dict[tuple, Geometry]) -> Dict[str, Any]:
-    """Student (None when the method does not train one) and teacher geometries, as engine/build.py builds them."""
+    """Student (None when the method does not train one) and teacher geometries, as engine/specs.py builds them."""
     def geometry(model, backbone, aux, width):
         key = (model, backbone, args.num_classes, aux, width)
         if key not in cache:
@@ -163,7 +163,7 @@ def timed_runs(step: Callable[[], None], cleanup: Callable[[], None], repeat: in
 
 def measure_student(spec: Dict[str, Any]) -> Dict[str, Any]:
     """The real student's train-mode forward + task loss + backward."""
-    from engine.build import build_network
+    from engine.specs import build_network
     args = parse_train_args(spec["argv"])
     device = torch.device(spec["device"])
     gen = torch.Generator().manual_seed(spec["seed"])

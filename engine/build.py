@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import losses
-from engine.specs import BuildError, build_network, path_or_none  # noqa: F401  (re-exported for eval.py)
+from engine.specs import BuildError
 
 
 def build_method(args: argparse.Namespace, method_spec: losses.MethodSpec, student: Optional[nn.Module],

@@ -98,15 +98,19 @@ def build_train_streams(args: argparse.Namespace, names: Sequence[str], dist_inf
     return StreamLoader(loaders)
 
 
+def build_val_dataset(args: argparse.Namespace):
+    try:
+        return build_dataset(args.dataset, dataset_root(args), split=args.val_split, mode="val",
+                             ignore_index=args.ignore_index, list_file=args.val_list,
+                             on_bad_sample=args.on_bad_sample)
+    except DatasetError as exc:
+        raise BuildError(str(exc)) from exc
+
+
 def build_val_loader(args: argparse.Namespace, dist_info: DistInfo) -> Optional[DataLoader]:
     if args.skip_val:
         return None
-    try:
-        val_set = build_dataset(args.dataset, dataset_root(args), split=args.val_split, mode="val",
-                                ignore_index=args.ignore_index, list_file=args.val_list,
-                                on_bad_sample=args.on_bad_sample)
-    except DatasetError as exc:
-        raise BuildError(str(exc)) from exc
+    val_set = build_val_dataset(args)
     mine = list(range(dist_info.rank, len(val_set), dist_info.world_size))
     return DataLoader(Subset(val_set, mine), batch_size=1, shuffle=False,
                       num_workers=min(args.workers, 2), pin_memory=dist_info.device.type == "cuda",

@@ -5,7 +5,8 @@ file, an unwritable folder or a shape a method cannot take.
   image (``--check-data header``, the default: header and end marker, no decoding), or decodes with
   valid label values and matching sizes (``--check-data full``); ``--check-data off`` skips it.
   With ``--on-bad-sample skip`` damaged files are counted and logged instead of stopping the run.
-- folders: ``--save-dir`` and ``--log-dir`` can be created and written; after the networks are
+- folders (``check_folders``, first of all: the log file goes there): ``--save-dir`` and
+  ``--log-dir`` can be created and written; after the networks are
   built, the save folder has room for two checkpoints of this run (``check_free_space``).
 - method: ``DistillMethod.check_setup(args)`` (e.g. Af-DCD's patch grid vs the crop's feature map).
 - processes: the launcher's rendezvous variables are there when WORLD_SIZE > 1.
@@ -20,9 +21,9 @@ import shutil
 import tempfile
 from typing import List, Optional, Sequence
 
-from datasets import DatasetError, build_dataset
+from datasets import DatasetError
 from datasets.base import SegmentationDataset, truncation
-from engine.data import build_stream_dataset, dataset_root
+from engine.data import build_stream_dataset, build_val_dataset
 from engine.specs import BuildError
 
 LOGGER = logging.getLogger("segkd")
@@ -87,11 +88,7 @@ def check_data(args: argparse.Namespace, stream_names: Sequence[str]) -> None:
     problems, total = [], 0
     datasets = [(name, build_stream_dataset(args, name)) for name in stream_names]
     if not args.skip_val:
-        try:
-            datasets.append(("validation", build_dataset(args.dataset, dataset_root(args), split=args.val_split,
-                                                         mode="val", list_file=args.val_list)))
-        except DatasetError as exc:
-            raise BuildError(str(exc)) from None
+        datasets.append(("validation", build_val_dataset(args)))
     for what, dataset in datasets:
         total += len(dataset)
         problems += _check_dataset(dataset, what, mode)
@@ -117,7 +114,6 @@ def check_processes() -> None:
 def check_before_build(args: argparse.Namespace, method_spec, stream_names: Sequence[str],
                        with_data: bool = True) -> None:
     check_processes()
-    check_folders(args)
     for cls in method_spec.classes:
         try:
             cls.check_setup(args)
@@ -151,6 +147,7 @@ def preflight(args: argparse.Namespace) -> None:
         if net.role.startswith("teacher") and net.checkpoint is None and not args.allow_random_teacher:
             raise BuildError("--kd-method %s needs a trained teacher: pass --%s-pretrained FILE"
                              % (args.kd_method, net.role))
+    check_folders(args)
     check_before_build(args, spec, spec.streams_needed(args))
     # A new run must not land in a folder that holds one (the trainer refuses it too).
     from engine.state import RunFiles

@@ -211,7 +211,7 @@ class Trainer:
                    "are untouched), last good checkpoint: %s%s" % (
                        iteration, where, self.files.last_saved or "none yet",
                        "" if self.nonfinite.allowed else " (--skip-nonfinite K skips such steps)"))
-        return False
+        return False    # not reached: _fail raises
 
     def _micro_batches(self, batch: Dict[str, losses.StreamBatch]):
         """Every stream moved to the device and split into --accum-steps micro-batches alike."""

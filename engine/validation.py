@@ -60,8 +60,8 @@ class Validator:
         improved = score > self.best_score
         self.best_score = max(self.best_score, score)
         record = dict(figures, iteration=iteration)
-        if improved or self.best is None:
-            self.best = record if improved else self.best
+        if improved:
+            self.best = record
         self.history.append(dict(scalar_figures(figures), iteration=iteration))
         if self.is_main:
             self._write(record)

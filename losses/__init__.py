@@ -10,8 +10,7 @@ import pkgutil
 from .base import (ChannelInfo, DistillMethod, MissingKeys, StepContext, StreamBatch,  # noqa: F401
                    add_flag, on_off, pick)
 from .registry import (CombinedMethod, MethodSpec, TermConflict, available_methods, build_method,  # noqa: F401
-                       get_method_class, method_classes, parse_spec, register, teacher_is_student,
-                       teachers_needed)
+                       get_method_class, parse_spec, register, teachers_needed)
 from .task import SegCrossEntropyLoss, TaskLoss, task_loss  # noqa: F401
 
 for _info in pkgutil.iter_modules(__path__):

@@ -197,17 +197,9 @@ def parse_spec(text: str) -> MethodSpec:
     return MethodSpec(text)
 
 
-# Compatibility helpers (tests and tools call these with the parsed flags).
-def method_classes(spec: str) -> List[Type[DistillMethod]]:
-    return MethodSpec(spec).classes
-
-
+# Shorthands for one-off calls on parsed flags (method-level tests build methods with these).
 def teachers_needed(args: argparse.Namespace) -> int:
     return MethodSpec(args.kd_method).teachers_needed(args)
-
-
-def teacher_is_student(args: argparse.Namespace) -> bool:
-    return MethodSpec(args.kd_method).teacher_is_student(args)
 
 
 def build_method(args: argparse.Namespace, student_info: Optional[ChannelInfo],

@@ -12,7 +12,6 @@ Public API:
     set_input_source(model, source)       the model converts inputs given in ``source`` normalisation
                                           into its own (a fixed affine map + channel swap, as a
                                           forward pre-hook; nothing enters the state_dict)
-    predict_labels(model, scores) -> (N, H, W) label map by the model's prediction rule
 
 The pipeline makes ONE tensor per image; each network adapts it to what it was trained on, so a
 CIRKD student and an mmseg teacher see their own inputs in the same step. The map is exact:
@@ -20,9 +19,8 @@ CIRKD student and an mmseg teacher see their own inputs in the same step. The ma
 """
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -39,7 +37,6 @@ class InputNorm:
 CIRKD_NORM = InputNorm("cirkd_bgr_mean", (104.00698793, 116.66876762, 122.67891434), (1.0, 1.0, 1.0), rgb=False)
 IMAGENET_RGB = InputNorm("imagenet_rgb_mean_std", (123.675, 116.28, 103.53), (58.395, 57.12, 57.375), rgb=True)
 PIPELINE_NORM = CIRKD_NORM
-INPUT_NORMS: Dict[str, InputNorm] = {n.name: n for n in (CIRKD_NORM, IMAGENET_RGB)}
 
 
 @dataclass(frozen=True)
@@ -62,9 +59,6 @@ class ModelMeta:
                     break
             out[key] = value
         return out
-
-    def is_classifier(self, key: str) -> bool:
-        return any(fnmatch.fnmatchcase(key, p) for p in self.classifier_keys)
 
 
 DEFAULT_META = ModelMeta()
@@ -126,12 +120,3 @@ def set_input_source(model: nn.Module, source: InputNorm) -> Optional[AffineInpu
     model.__dict__["input_adapter"] = adapter
     return adapter
 
-
-def argmax_rule(scores: Tensor) -> Tensor:
-    return scores.argmax(1)
-
-
-def predict_labels(model: nn.Module, scores: Tensor) -> Tensor:
-    """Scores (N, K, H, W) -> labels (N, H, W) by the model's ``predict`` (default argmax)."""
-    rule: Callable[[Tensor], Tensor] = getattr(unwrap(model), "predict", argmax_rule)
-    return rule(scores)

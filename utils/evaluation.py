@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .evaluators import Evaluator
-from .inference import predict
+from .inference import predict, unwrap
 
 
 def autocast_context(device: torch.device, amp: str):
@@ -23,13 +23,9 @@ def autocast_context(device: torch.device, amp: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(getattr(model, "module", None), nn.Module) else model
-
-
 def label_map(model: nn.Module, scores: torch.Tensor) -> torch.Tensor:
     """(N, K, H, W) scores -> (N, H, W) labels by the model's ``predict`` rule (default argmax)."""
-    rule = getattr(_unwrap(model), "predict", None)
+    rule = getattr(unwrap(model), "predict", None)
     return rule(scores) if callable(rule) else scores.argmax(1)
 
 

@@ -9,6 +9,7 @@ figure to TensorBoard and ``results.json``. A method chooses its evaluator throu
 """
 from __future__ import annotations
 
+import abc
 from typing import Dict, Optional
 
 import torch
@@ -16,21 +17,22 @@ import torch
 from .score import SegmentationMetric
 
 
-class Evaluator:
+class Evaluator(abc.ABC):
     """Base class: accumulate over an evaluation pass, then report named figures."""
 
     best_key: str = "mIoU"
 
+    @abc.abstractmethod
     def reset(self, device: Optional[torch.device] = None) -> None:
-        raise NotImplementedError
+        """Start a pass (accumulators on ``device``)."""
 
+    @abc.abstractmethod
     def process(self, pred: torch.Tensor, label: torch.Tensor) -> None:
         """``pred`` (N, H, W) class ids from the model's prediction rule; ``label`` (N, H, W)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def result(self) -> Dict[str, object]:
         """Figures over everything processed since ``reset`` (all processes together)."""
-        raise NotImplementedError
 
 
 class MIoUEvaluator(Evaluator):

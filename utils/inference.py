@@ -23,9 +23,13 @@ def _logits(model: nn.Module, image: Tensor) -> Tensor:
     return out[0] if isinstance(out, (list, tuple)) else out
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DDP wrapper (the model itself otherwise)."""
+    return model.module if isinstance(getattr(model, "module", None), nn.Module) else model
+
+
 def align_corners_of(model: nn.Module) -> bool:
-    inner = model.module if isinstance(getattr(model, "module", None), nn.Module) else model
-    return bool(getattr(getattr(inner, "meta", None), "align_corners", True))
+    return bool(getattr(getattr(unwrap(model), "meta", None), "align_corners", True))
 
 
 def predict_whole(model: nn.Module, image: Tensor) -> Tensor:
