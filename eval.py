@@ -18,14 +18,14 @@ from typing import List, Optional
 import numpy as np
 from torch.utils.data import DataLoader, Subset
 
-from datasets import DatasetError, build_dataset, get_dataset_info, normalize_ignore_index
+from datasets import PIPELINE_NAMES, DatasetError, build_dataset, build_pipeline, get_dataset_info, normalize_ignore_index
 from engine.cli import fail, make_parser
 from engine.specs import BuildError, build_network
 from utils.distributed import cleanup, init_distributed
-from models.meta import PIPELINE_NORM, set_input_source
+from models.meta import pipeline_norm, set_input_source
 from utils.evaluation import evaluate
 from utils.evaluators import MIoUEvaluator
-from utils.visualize import colorize, denormalize, overlay, save_palette_png
+from utils.visualize import colorize, overlay, picture_of, save_palette_png
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None)
     p.add_argument("--split", default="val")
     p.add_argument("--ignore-label", "--ignore-index", dest="ignore_label", type=int, default=-1)
+    p.add_argument("--pipeline", choices=list(PIPELINE_NAMES), default="cirkd",
+                   help="test preprocessing: CIRKD's (full image, BGR minus mean) or mmseg's (image rescaled to "
+                        "--img-scale keeping the ratio, RGB mean/std; the prediction is resized back to the label)")
+    p.add_argument("--img-scale", type=int, nargs=2, default=None, metavar=("W", "H"),
+                   help="mmseg pipeline: test img_scale (default: the dataset's, e.g. 2048 512 for ADE20K)")
     p.add_argument("--mode", choices=["whole", "slide"], default="whole")
     p.add_argument("--crop-size", type=int, nargs=2, default=None, metavar=("H", "W"), help="slide window")
     p.add_argument("--stride", type=int, nargs=2, default=None, metavar=("H", "W"), help="slide stride (default 2/3 crop)")
@@ -61,15 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def protocol_text(args) -> str:
-    text = "%s, scales %s, flip %s" % (args.mode, ",".join("%g" % s for s in args.scales), "on" if args.flip_eval else "off")
+    text = "%s pipeline, %s, scales %s, flip %s" % (args.pipeline, args.mode, ",".join("%g" % s for s in args.scales),
+                                                    "on" if args.flip_eval else "off")
     if args.mode == "slide":
         text += ", crop %dx%d stride %dx%d" % (tuple(args.crop_size) + tuple(args.stride))
     return text + ", mIoU over %s" % ("present classes" if args.miou == "present" else "all classes (absent = 0)")
 
 
 class PredictionWriter:
-    def __init__(self, args, info) -> None:
-        self.args, self.info = args, info
+    def __init__(self, args, info, pipeline) -> None:
+        self.args, self.info, self.pipeline = args, info, pipeline
         self.to_label_id = getattr(info, "train_id_to_label_id", None)
         if args.labelids and self.to_label_id is None:
             raise BuildError("--labelids is for Cityscapes only (dataset %s has no labelId mapping)" % info.name)
@@ -82,7 +88,7 @@ class PredictionWriter:
         if self.args.save_pred:
             save_palette_png(label, self.info.palette, os.path.join(out, stem + ".png"))
             color = colorize(label, self.info.palette, -1)
-            rgb = denormalize(images[0].float().cpu().numpy())
+            rgb = picture_of(images[0].float().cpu().numpy(), label.shape, self.pipeline)
             from PIL import Image
             Image.fromarray(overlay(rgb, color)).save(os.path.join(out, stem + "_overlay.jpg"))
         if self.args.labelids:
@@ -119,6 +125,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 def run(args) -> int:
     info = get_dataset_info(args.dataset)
     ignore_index = normalize_ignore_index(args.ignore_label)
+    pipeline = build_pipeline(args.pipeline, info, args.img_scale)
     dist_info = init_distributed(args.local_rank, args.device)
     if args.mode == "slide":
         args.crop_size = args.crop_size or list(info.default_crop)
@@ -130,16 +137,17 @@ def run(args) -> int:
         raise BuildError("--pretrained %s does not exist" % args.pretrained)
     model = build_network(args.model, args.backbone, info.num_classes, args.aux, args.pretrained,
                           head_width=args.head_width, role="model").to(dist_info.device).eval()
-    set_input_source(model, PIPELINE_NORM)   # the model adapts the pipeline's tensor to its own input
-    dataset = build_dataset(info.name, root, split=args.split, mode="val", ignore_index=ignore_index)
+    set_input_source(model, pipeline_norm(pipeline))   # the model adapts the pipeline's tensor to its own input
+    dataset = build_dataset(info.name, root, split=args.split, mode="val", ignore_index=ignore_index,
+                            pipeline=args.pipeline, img_scale=args.img_scale)
     mine = list(range(dist_info.rank, len(dataset), dist_info.world_size))
     loader = DataLoader(Subset(dataset, mine), batch_size=1, shuffle=False, num_workers=args.workers)
-    writer = PredictionWriter(args, info) if (args.save_pred or args.labelids) else None
+    writer = PredictionWriter(args, info, pipeline) if (args.save_pred or args.labelids) else None
     evaluator = MIoUEvaluator(info.num_classes, ignore_index=ignore_index, absent=args.miou)
     scores = evaluate(model, loader, evaluator, dist_info.device, mode=args.mode,
                       scales=args.scales, flip=args.flip_eval, crop=tuple(args.crop_size or (0, 0)),
                       stride=tuple(args.stride or (0, 0)), amp=args.amp, on_image=writer,
-                      progress=dist_info.is_main and not args.no_progress)
+                      progress=dist_info.is_main and not args.no_progress, slide_pad=pipeline.slide_pad)
     if dist_info.is_main:
         report(args, info, scores, len(dataset))
     cleanup()

@@ -18,7 +18,7 @@ from typing import List, Optional
 import torch
 
 import losses
-from datasets import get_dataset_info, normalize_ignore_index
+from datasets import PIPELINE_NAMES, build_pipeline, get_dataset_info, normalize_ignore_index
 from engine.cli import fail, make_parser
 from engine.preflight import preflight
 from engine.specs import BuildError
@@ -34,11 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--student-pretrained-base", default="None", help="ImageNet backbone file (CSAIL layout) or None")
     g.add_argument("--student-pretrained", default="None", help="whole-student checkpoint to start from, or None")
     g.add_argument("--student-head-width", default=None, help="head width: int, 'afdcd' (default) or 'cirkd_v2'")
+    g.add_argument("--student-aux-width", type=int, default=None,
+                   help="aux head channels of mmseg-family students (default in/4; BPKD's Cityscapes DLV3+-MBV2: 64)")
     g.add_argument("--teacher-model", default=None,
                    help="default deeplabv3 (the student's model for a self-teacher such as Tf-KD self)")
     g.add_argument("--teacher-backbone", default=None, help="default resnet101 (or the student's, as above)")
     g.add_argument("--teacher-pretrained", default="None", help="teacher checkpoint (required when the method uses a teacher)")
     g.add_argument("--teacher-head-width", default=None)
+    g.add_argument("--teacher-aux-width", type=int, default=None,
+                   help="teacher aux head channels (mmseg family; default: the checkpoint's)")
     g.add_argument("--teacher-aux", dest="teacher_aux", action="store_true", default=None,
                    help="teacher aux head (default: on for ResNet, so released CIRKD teachers load strictly)")
     g.add_argument("--no-teacher-aux", dest="teacher_aux", action="store_false")
@@ -69,10 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--val-list", default=None, help="list file of the validation images (default: the split's)")
     g.add_argument("--unlabeled-list", default=None,
                    help="list file of unlabeled images for methods with an unlabeled stream (labels are not read)")
+    g.add_argument("--allow-labeled-in-unlabeled", action="store_true",
+                   help="let the unlabeled list contain labeled images (refused by default: partitions are disjoint)")
     g.add_argument("--unlabeled-batch-size", type=int, default=None,
                    help="GLOBAL batch of each unlabeled stream (default: --batch-size)")
     g.add_argument("--crop-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="training crop (default: the dataset's CIRKD crop)")
+    g.add_argument("--pipeline", choices=list(PIPELINE_NAMES), default="cirkd",
+                   help="data pipeline: CIRKD's (scale 0.5-2, BGR minus mean) or mmseg 0.26's (ratio resize from "
+                        "--img-scale, category-balanced crop, photometric distortion, RGB mean/std; test images "
+                        "rescaled to --img-scale); every network adapts the tensor to its own normalisation")
+    g.add_argument("--img-scale", type=int, nargs=2, default=None, metavar=("W", "H"),
+                   help="mmseg pipeline: img_scale (default: the dataset's mmseg value, e.g. 2048 1024 Cityscapes)")
     g.add_argument("--ignore-label", "--ignore-index", dest="ignore_label", type=int, default=-1,
                    help="ignore value in labels given to losses (-1 or 255; both mean 'ignore')")
     g.add_argument("--workers", type=int, default=4)
@@ -125,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--val-per-iters", type=int, default=800)
     g.add_argument("--save-per-iters", type=int, default=800)
     g.add_argument("--skip-val", action="store_true")
+    g.add_argument("--val-mode", choices=["whole", "slide"], default="whole",
+                   help="validation inference: whole image, or sliding windows (mmseg's Pascal Context PSPNet/HRNet)")
+    g.add_argument("--val-crop-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="slide window (default: --crop-size)")
+    g.add_argument("--val-stride", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="slide stride (default: 2/3 of the window)")
     g.add_argument("--val-miou", choices=["present", "zero"], default="zero",
                    help="mIoU over classes present in GT/prediction, or all classes with absent = 0 (CIRKD)")
     g.add_argument("--vis-images", type=int, default=3, help="validation pictures sent to TensorBoard")
@@ -171,9 +189,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args.num_classes = info.num_classes
     args.ignore_index = normalize_ignore_index(args.ignore_label)
     args.crop_size = list(args.crop_size or info.default_crop)
+    try:
+        build_pipeline(args.pipeline, info, args.img_scale)
+    except ValueError as exc:
+        parser.error(str(exc))
+    for flag in ("val_crop_size", "val_stride"):
+        value = getattr(args, flag)
+        if value is not None and min(value) < 1:
+            parser.error("--%s must be two positive ints, got %s" % (flag.replace("_", "-"), " ".join(map(str, value))))
+    args.val_crop_size = list(args.val_crop_size or args.crop_size)
+    args.val_stride = list(args.val_stride or [max(1, c * 2 // 3) for c in args.val_crop_size])
     args.log_dir = args.log_dir or args.save_dir
     if args.aux is None:
-        args.aux = args.student_backbone.startswith("resnet")
+        from models import model_has_aux
+        args.aux = args.student_backbone.startswith("resnet") and model_has_aux(args.student_model)
     if not (math.isfinite(args.lr) and args.lr > 0):
         parser.error("--lr must be a finite number > 0, got %s" % args.lr)
     if not args.dist_timeout > 0:
@@ -184,6 +213,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error("--warmup-fraction must be in [0, 1) and --warmup-factor in (0, 1]")
     if args.warmup_iters is not None and not 0 <= args.warmup_iters < args.max_iterations:
         parser.error("--warmup-iters must be in 0..--max-iterations-1, got %d" % args.warmup_iters)
+    for flag in ("student_aux_width", "teacher_aux_width"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error("--%s must be >= 1, got %d" % (flag.replace("_", "-"), getattr(args, flag)))
     if args.unlabeled_batch_size is not None and args.unlabeled_batch_size < 1:
         parser.error("--unlabeled-batch-size must be >= 1")
     for flag in ("batch_size", "max_iterations", "accum_steps", "log_iter", "val_per_iters", "save_per_iters"):

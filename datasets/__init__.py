@@ -23,6 +23,7 @@ from .camvid import CamVid
 from .cityscapes import Cityscapes
 from .coco_stuff import CocoStuff164k, CocoStuff171
 from .pascal_context import PascalContext59
+from .pipelines import PIPELINE_NAMES, Pipeline, build_pipeline
 from .sampler import IterationSampler, collate
 from .voc import PascalVOC
 
@@ -65,20 +66,24 @@ def normalize_ignore_index(value: int) -> int:
 def build_dataset(name: str, root: str, split: str = "train", mode: str = "train",
                   crop_size: Optional[Sequence[int]] = None, ignore_index: int = IGNORE_INDEX,
                   list_file: Optional[str] = None, on_bad_sample: str = "raise",
-                  with_labels: bool = True) -> SegmentationDataset:
+                  with_labels: bool = True, pipeline: str = "cirkd",
+                  img_scale: Optional[Sequence[int]] = None) -> SegmentationDataset:
     """A torch Dataset of ``(image 3xHxW float, label HxW long with -1 ignore, name)``.
 
     mode 'train': random scale/pad/crop/flip (``dataset[(index, seed)]`` makes the draws
     deterministic); mode 'val': full image. ``crop_size`` defaults to the dataset's
     ``default_crop``. ``on_bad_sample='skip'`` replaces a broken training sample by the next index
     (validation: returns None, which ``collate`` drops) and counts it in ``dataset.skipped``;
-    otherwise ``DatasetError`` is raised.
+    otherwise ``DatasetError`` is raised. ``pipeline`` names the augmentation (``cirkd`` or ``mmseg``,
+    whose ``img_scale`` (W, H) defaults to the dataset's; ``datasets/pipelines.py``).
     """
     normalize_ignore_index(ignore_index)  # 255 or -1; labels always come out with -1
-    return SegmentationDataset(get_format(name), root, split=split, mode=mode, crop_size=crop_size,
-                               list_file=list_file, on_bad_sample=on_bad_sample, with_labels=with_labels)
+    fmt = get_format(name)
+    return SegmentationDataset(fmt, root, split=split, mode=mode, crop_size=crop_size,
+                               list_file=list_file, on_bad_sample=on_bad_sample, with_labels=with_labels,
+                               pipeline=build_pipeline(pipeline, fmt.info, img_scale))
 
 
-__all__ = ["IGNORE_INDEX", "DATASET_INFO", "DATASET_NAMES", "DatasetError", "DatasetFormat", "DatasetInfo", "data_error_line",
+__all__ = ["PIPELINE_NAMES", "Pipeline", "build_pipeline", "IGNORE_INDEX", "DATASET_INFO", "DATASET_NAMES", "DatasetError", "DatasetFormat", "DatasetInfo", "data_error_line",
            "Sample", "SegmentationDataset", "IterationSampler", "collate", "build_dataset", "canonical_name",
            "get_dataset_info", "get_format", "normalize_ignore_index"]

@@ -21,7 +21,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .transforms import IGNORE_INDEX, train_transform, val_transform
+from .pipelines import Pipeline, build_pipeline
+from .transforms import IGNORE_INDEX
 
 INVALID = -2            # lookup-table marker: this raw label value must not occur
 LOGGER = logging.getLogger("segkd.datasets")
@@ -41,6 +42,7 @@ class DatasetInfo:
     default_root: str = ""
     aliases: Tuple[str, ...] = field(default_factory=tuple)
     train_id_to_label_id: Optional[Tuple[int, ...]] = None   # Cityscapes test-server export
+    mmseg_img_scale: Tuple[int, int] = (2048, 512)           # (W, H): mmseg's img_scale for this dataset
 
 
 @dataclass(frozen=True)
@@ -214,11 +216,13 @@ class SegmentationDataset(Dataset):
     ``dataset[(i, seed)]`` draws everything from ``numpy.random.default_rng(seed)``.
     Returns ``(image FloatTensor 3xHxW, label LongTensor HxW with -1 ignore, name)``;
     ``with_labels=False`` (unlabeled streams) never reads label files and returns all -1 labels.
+    ``pipeline`` (``datasets.pipelines``) does the augmentation; CIRKD's by default.
     """
 
     def __init__(self, fmt: DatasetFormat, root: str, split: str = "train", mode: str = "train",
                  crop_size: Optional[Sequence[int]] = None, list_file: Optional[str] = None,
-                 on_bad_sample: str = "raise", with_labels: bool = True) -> None:
+                 on_bad_sample: str = "raise", with_labels: bool = True,
+                 pipeline: Optional[Pipeline] = None) -> None:
         if split not in ("train", "val"):
             raise ValueError("split must be 'train' or 'val', got %r" % (split,))
         if mode not in ("train", "val"):
@@ -236,6 +240,7 @@ class SegmentationDataset(Dataset):
         self.crop_size: Tuple[int, int] = crop  # type: ignore[assignment]
         self.on_bad_sample = on_bad_sample
         self.with_labels = bool(with_labels)
+        self.pipeline: Pipeline = pipeline if pipeline is not None else build_pipeline("cirkd")
         require_dir(root, "%s dataset root" % fmt.info.name)
         self.samples: List[Sample] = fmt.list_samples(root, split, list_file)
         if not self.samples:
@@ -271,9 +276,9 @@ class SegmentationDataset(Dataset):
                         else self.format.load_image_only(sample))
         if self.mode == "train":
             rng = np.random.default_rng(seed) if seed is not None else self._process_rng()
-            image, label = train_transform(image, label, self.crop_size, rng)
+            image, label = self.pipeline.train(image, label, self.crop_size, rng)
         else:
-            image, label = val_transform(image, label)
+            image, label = self.pipeline.val(image, label)
         return torch.from_numpy(image), torch.from_numpy(label), sample.name
 
     def __getitem__(self, key: Key) -> Optional[Tuple[torch.Tensor, torch.Tensor, str]]:

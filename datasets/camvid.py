@@ -22,7 +22,7 @@ PALETTE = np.array([[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128
                     [0, 128, 192]], np.uint8)
 
 INFO = DatasetInfo(name="camvid", num_classes=11, class_names=CLASS_NAMES, palette=PALETTE,
-                   default_crop=(360, 360), default_root="data/CamVid")
+                   default_crop=(360, 360), mmseg_img_scale=(960, 720), default_root="data/CamVid")
 
 
 class CamVid(DatasetFormat):

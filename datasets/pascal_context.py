@@ -22,7 +22,7 @@ CLASS_NAMES = ["aeroplane", "bag", "bed", "bedclothes", "bench", "bicycle", "bir
                "table", "track", "train", "tree", "truck", "tvmonitor", "wall", "water", "window", "wood"]
 
 INFO = DatasetInfo(name="pascal_context", num_classes=59, class_names=CLASS_NAMES,
-                   palette=bit_palette(60)[1:], default_crop=(480, 480),
+                   palette=bit_palette(60)[1:], default_crop=(480, 480), mmseg_img_scale=(520, 520),
                    default_root="data/VOCdevkit/VOC2010", aliases=("pascal_context_59", "context"))
 
 

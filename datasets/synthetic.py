@@ -179,9 +179,29 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)
 
 
+def write_semi_split(out: str, lines: Sequence[str], ratio: int, seed: int = 0) -> Tuple[str, str]:
+    """A labeled / unlabeled partition of the training lines (1/ratio labeled, chosen with ``seed``), as
+    ``splits/train_{labeled,unlabeled}_1-<ratio>.txt`` in the format's own list syntax."""
+    if ratio < 2 or len(lines) < 2:
+        raise ValueError("a semi-supervised split needs ratio >= 2 and >= 2 training images (got 1/%d of %d)"
+                         % (ratio, len(lines)))
+    order = np.random.default_rng([seed, 7]).permutation(len(lines))
+    count = max(1, len(lines) // ratio)
+    labeled = sorted(int(i) for i in order[:count])
+    paths = []
+    for kind, rows in (("labeled", labeled), ("unlabeled", sorted(int(i) for i in order[count:]))):
+        path = os.path.join(out, "splits", "train_%s_1-%d.txt" % (kind, ratio))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as handle:
+            handle.writelines(lines[i] + "\n" for i in rows)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
 def generate(format: str, out: str, num_train: int, num_val: int, size: Sequence[int] = (512, 1024),
-             seed: int = 0, workers: int = 1) -> Dict[str, object]:
-    """Write ``num_train`` + ``num_val`` scenes in ``format`` under ``out``; returns a summary dict."""
+             seed: int = 0, workers: int = 1, semi_split: Optional[int] = None) -> Dict[str, object]:
+    """Write ``num_train`` + ``num_val`` scenes in ``format`` under ``out``; returns a summary dict.
+    ``semi_split=R`` also writes a 1/R labeled partition (``labeled_list`` / ``unlabeled_list``)."""
     fmt = _FORMAT_ALIASES.get(format, format)
     if fmt not in FORMAT_NAMES:
         raise ValueError("unknown synthetic format %r; choose one of %s" % (format, ", ".join(FORMAT_NAMES)))
@@ -206,9 +226,13 @@ def generate(format: str, out: str, num_train: int, num_val: int, size: Sequence
             with open(path, "w") as handle:
                 handle.writelines(line + "\n" for line in lines[offset:offset + int(count)])
     seconds = time.time() - start
-    return {"format": fmt, "dataset": DATASET_OF_FORMAT[fmt], "root": out, "num_train": int(num_train),
-            "num_val": int(num_val), "size": (height, width), "seconds": seconds,
-            "images_per_second": len(tasks) / max(seconds, 1e-9)}
+    summary: Dict[str, object] = {"format": fmt, "dataset": DATASET_OF_FORMAT[fmt], "root": out,
+                                  "num_train": int(num_train), "num_val": int(num_val), "size": (height, width),
+                                  "seconds": seconds, "images_per_second": len(tasks) / max(seconds, 1e-9)}
+    if semi_split:
+        summary["labeled_list"], summary["unlabeled_list"] = write_semi_split(out, lines[:int(num_train)],
+                                                                              int(semi_split), int(seed))
+    return summary
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -220,11 +244,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    parser.add_argument("--semi-split", type=int, default=None, metavar="R",
+                        help="also write splits/train_{labeled,unlabeled}_1-R.txt (1/R of the training images labeled)")
     args = parser.parse_args(argv)
-    summary = generate(args.format, args.out, args.num_train, args.num_val, args.size, args.seed, args.workers)
+    summary = generate(args.format, args.out, args.num_train, args.num_val, args.size, args.seed, args.workers,
+                       args.semi_split)
     print("wrote %d train + %d val %s images (%dx%d) to %s in %.1f s (%.1f images/s); use --dataset %s" % (
         summary["num_train"], summary["num_val"], summary["format"], summary["size"][0], summary["size"][1],
         summary["root"], summary["seconds"], summary["images_per_second"], summary["dataset"]))
+    if args.semi_split:
+        print("semi-supervised split: --train-list %s --unlabeled-list %s" % (summary["labeled_list"],
+                                                                            summary["unlabeled_list"]))
     return 0
 
 

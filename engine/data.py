@@ -7,6 +7,7 @@ its own salt) and its own DataLoader, so each stream is rank- and resume-exact o
   ``--unlabeled-list``, read without labels (all-ignore labels), batch ``--unlabeled-batch-size``
   (default: ``--batch-size``).
 One step gets ``{name: StreamBatch}`` with the same iteration index from every stream.
+Every dataset runs ``--pipeline`` (``datasets/pipelines.py``; ``data_pipeline(args)``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Dict, Iterator, Optional, Sequence
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from datasets import DatasetError, IterationSampler, build_dataset, collate, get_dataset_info
+from datasets import DatasetError, IterationSampler, Pipeline, build_dataset, build_pipeline, collate, get_dataset_info
 from engine.specs import BuildError
 from losses import StreamBatch
 from utils.distributed import DistInfo
@@ -29,6 +30,15 @@ def dataset_root(args: argparse.Namespace) -> str:
         raise BuildError("dataset root %s does not exist; pass --data DIR (see data/README.md, or make "
                          "synthetic data with python -m datasets.synthetic)" % root)
     return root
+
+
+def data_pipeline(args: argparse.Namespace) -> Pipeline:
+    return build_pipeline(getattr(args, "pipeline", "cirkd"), get_dataset_info(args.dataset),
+                          getattr(args, "img_scale", None))
+
+
+def _pipeline_kwargs(args: argparse.Namespace) -> dict:
+    return {"pipeline": getattr(args, "pipeline", "cirkd"), "img_scale": getattr(args, "img_scale", None)}
 
 
 def stream_batch_size(args: argparse.Namespace, name: str) -> int:
@@ -43,7 +53,7 @@ def build_stream_dataset(args: argparse.Namespace, name: str):
         if name == "labeled":
             return build_dataset(args.dataset, root, split=args.train_split, mode="train",
                                  crop_size=tuple(args.crop_size), ignore_index=args.ignore_index,
-                                 list_file=args.train_list, on_bad_sample=args.on_bad_sample)
+                                 list_file=args.train_list, on_bad_sample=args.on_bad_sample, **_pipeline_kwargs(args))
         if name.startswith("unlabeled"):
             if not args.unlabeled_list:
                 raise BuildError("--kd-method %s trains on unlabeled images: pass --unlabeled-list FILE (a list "
@@ -51,7 +61,7 @@ def build_stream_dataset(args: argparse.Namespace, name: str):
             return build_dataset(args.dataset, root, split=args.train_split, mode="train",
                                  crop_size=tuple(args.crop_size), ignore_index=args.ignore_index,
                                  list_file=args.unlabeled_list, on_bad_sample=args.on_bad_sample,
-                                 with_labels=False)
+                                 with_labels=False, **_pipeline_kwargs(args))
     except DatasetError as exc:
         raise BuildError(str(exc)) from exc
     raise BuildError("unknown batch stream %r declared by --kd-method %s (streams: labeled, unlabeled*)"
@@ -102,7 +112,7 @@ def build_val_dataset(args: argparse.Namespace):
     try:
         return build_dataset(args.dataset, dataset_root(args), split=args.val_split, mode="val",
                              ignore_index=args.ignore_index, list_file=args.val_list,
-                             on_bad_sample=args.on_bad_sample)
+                             on_bad_sample=args.on_bad_sample, **_pipeline_kwargs(args))
     except DatasetError as exc:
         raise BuildError(str(exc)) from exc
 

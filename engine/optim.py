@@ -10,7 +10,7 @@ with W = 0 the schedule is exactly CIRKD's poly. SGD with ``--nesterov`` optiona
 from __future__ import annotations
 
 import argparse
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -43,11 +43,14 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 def build_optimizer(args: argparse.Namespace, student: Optional[nn.Module],
-                    method_params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+                    method_params: Iterable[nn.Parameter], peers: Sequence[nn.Module] = ()) -> torch.optim.Optimizer:
+    """SGD over the student's groups, the groups of networks a method trains like a student (``peers``,
+    e.g. CPS's second branch: same lr multipliers and decay rules) and the method's other parameters."""
     groups: List[Dict] = []
-    if student is not None:
-        groups += param_groups(student, args.weight_decay, args.head_lr_mult, not args.no_decay_norm_bias)
-    method_params = [p for p in method_params if p.requires_grad]
+    for net in ([student] if student is not None else []) + list(peers):
+        groups += param_groups(net, args.weight_decay, args.head_lr_mult, not args.no_decay_norm_bias)
+    in_peers = {id(p) for net in peers for p in net.parameters()}
+    method_params = [p for p in method_params if p.requires_grad and id(p) not in in_peers]
     if method_params:
         groups.append({"params": method_params, "name": "method", "lr_mult": args.method_lr_mult,
                        "weight_decay": args.weight_decay})

@@ -81,12 +81,29 @@ def _check_dataset(dataset: SegmentationDataset, what: str, mode: str) -> List[s
     return ["%s: %s" % (what, p) for p in problems]
 
 
+def check_partition(args: argparse.Namespace, datasets) -> None:
+    """A semi-supervised partition keeps labeled and unlabeled images apart."""
+    if getattr(args, "allow_labeled_in_unlabeled", False):
+        return
+    labeled = {s.image for name, d in datasets if name == "labeled" for s in d.samples}
+    for name, dataset in datasets:
+        if name.startswith("unlabeled"):
+            shared = sorted(labeled & {s.image for s in dataset.samples})
+            if shared:
+                raise BuildError("the labeled list (%s) and the unlabeled list (%s) share %d images (e.g. %s): a "
+                                 "semi-supervised partition keeps them apart; fix the lists or pass "
+                                 "--allow-labeled-in-unlabeled" % (args.train_list or args.train_split,
+                                                                  args.unlabeled_list, len(shared), shared[0]))
+            break
+
+
 def check_data(args: argparse.Namespace, stream_names: Sequence[str]) -> None:
     mode = getattr(args, "check_data", "header")
+    datasets = [(name, build_stream_dataset(args, name)) for name in stream_names]
+    check_partition(args, datasets)
     if mode == "off":
         return
     problems, total = [], 0
-    datasets = [(name, build_stream_dataset(args, name)) for name in stream_names]
     if not args.skip_val:
         datasets.append(("validation", build_val_dataset(args)))
     for what, dataset in datasets:

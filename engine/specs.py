@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from losses import MethodSpec, MissingKeys
-from models import CheckpointError, get_segmentation_model
-from models.meta import PIPELINE_NORM, model_meta, set_input_source
+from models import CheckpointError, get_segmentation_model, model_has_aux
+from models.meta import PIPELINE_NORM, model_meta, pipeline_norm, set_input_source
 
 
 class BuildError(RuntimeError):
@@ -41,6 +41,7 @@ class NetSpec:
     aux: Optional[bool] = False       # None: as the checkpoint has it
     input_norm: str = ""              # filled from the built model's metadata
     align_corners: Optional[bool] = None
+    aux_width: Optional[int] = None   # mmseg family: aux head channels (None: default / the checkpoint's)
 
     def describe(self) -> str:
         return "%s %s/%s (%d classes, aux %s, head %s, input %s, align_corners %s, weights %s)" % (
@@ -49,34 +50,40 @@ class NetSpec:
             self.checkpoint or self.pretrained_base or "random")
 
 
-def _teacher_aux(flag: Optional[bool], backbone: str, checkpoint: Optional[str]) -> Optional[bool]:
+def _teacher_aux(flag: Optional[bool], backbone: str, checkpoint: Optional[str], model: str = "") -> Optional[bool]:
     """Unset: as the checkpoint has it (released CIRKD and mmseg teachers keep their aux head, so they
-    load strictly); a random teacher gets one on ResNets, as CIRKD's."""
+    load strictly); a random teacher gets one on ResNets, as CIRKD's, if its model has one at all."""
     if flag is not None:
         return bool(flag)
-    return None if checkpoint is not None else backbone.startswith("resnet")
+    if checkpoint is not None:
+        return None
+    return backbone.startswith("resnet") and model_has_aux(model)
 
 
 def student_spec(args: argparse.Namespace) -> NetSpec:
     return NetSpec("student", args.student_model, args.student_backbone, args.num_classes,
                    path_or_none(args.student_pretrained), path_or_none(args.student_pretrained_base),
-                   args.student_head_width, bool(args.aux))
+                   args.student_head_width, bool(args.aux), aux_width=getattr(args, "student_aux_width", None))
 
 
 def teacher_specs(args: argparse.Namespace, count: int) -> List[NetSpec]:
     checkpoint = path_or_none(args.teacher_pretrained)
     first = NetSpec("teacher", args.teacher_model, args.teacher_backbone, args.num_classes, checkpoint, None,
-                    args.teacher_head_width, _teacher_aux(args.teacher_aux, args.teacher_backbone, checkpoint))
+                    args.teacher_head_width, _teacher_aux(args.teacher_aux, args.teacher_backbone, checkpoint,
+                                                          args.teacher_model),
+                    aux_width=getattr(args, "teacher_aux_width", None))
     backbone2 = args.teacher2_backbone or args.teacher_backbone
     checkpoint2 = path_or_none(args.teacher2_pretrained)
-    second = NetSpec("teacher2", args.teacher2_model or args.teacher_model, backbone2, args.num_classes,
-                     checkpoint2, None, args.teacher2_head_width, _teacher_aux(args.teacher2_aux, backbone2, checkpoint2))
+    model2 = args.teacher2_model or args.teacher_model
+    second = NetSpec("teacher2", model2, backbone2, args.num_classes,
+                     checkpoint2, None, args.teacher2_head_width, _teacher_aux(args.teacher2_aux, backbone2, checkpoint2,
+                                                                                model2))
     return [first, second][:count]
 
 
 def build_network(model: str, backbone: str, num_classes: int, aux: Optional[bool], pretrained: Optional[str],
                   pretrained_base: Optional[str] = None, head_width=None, role: str = "student",
-                  missing: Optional[MissingKeys] = None) -> nn.Module:
+                  missing: Optional[MissingKeys] = None, aux_width: Optional[int] = None) -> nn.Module:
     pretrained = path_or_none(pretrained)
     pretrained_base = path_or_none(pretrained_base)
     for flag, path in (("pretrained", pretrained), ("pretrained-base", pretrained_base)):
@@ -90,19 +97,29 @@ def build_network(model: str, backbone: str, num_classes: int, aux: Optional[boo
                                       norm_layer=nn.BatchNorm2d, pretrained_base=pretrained_base,
                                       pretrained=pretrained, head_width=head_width,
                                       allow_missing=missing.patterns if missing else (),
-                                      init_missing=missing.init if missing else None)
+                                      init_missing=missing.init if missing else None,
+                                      **({"aux_width": int(aux_width)} if aux_width else {}))
     except CheckpointError as exc:
         raise BuildError("%s: %s" % (role, str(exc).splitlines()[0])) from exc
     except (KeyError, ValueError) as exc:
         raise BuildError("--%s-model %s / --%s-backbone %s: %s" % (role, model, role, backbone, exc)) from exc
 
 
+def input_norm_of_args(args: argparse.Namespace):
+    """The normalisation of the tensors ``--pipeline`` produces."""
+    if getattr(args, "pipeline", "cirkd") == "cirkd":
+        return PIPELINE_NORM
+    from datasets import build_pipeline, get_dataset_info
+    return pipeline_norm(build_pipeline(args.pipeline, get_dataset_info(args.dataset), getattr(args, "img_scale", None)))
+
+
 def build_from_spec(spec: NetSpec, method_spec: Optional[MethodSpec], args: argparse.Namespace) -> nn.Module:
     """Build one network; it then accepts the pipeline's tensor and adapts it to its own input."""
     missing = method_spec.missing_keys_allowed(args, spec.role) if method_spec is not None else None
     net = build_network(spec.model, spec.backbone, spec.num_classes, spec.aux, spec.checkpoint,
-                        spec.pretrained_base, spec.head_width, role=spec.role, missing=missing)
-    set_input_source(net, PIPELINE_NORM)
+                        spec.pretrained_base, spec.head_width, role=spec.role, missing=missing,
+                        aux_width=spec.aux_width)
+    set_input_source(net, input_norm_of_args(args))
     meta = model_meta(net)
     spec.input_norm, spec.align_corners = meta.input_norm.name, meta.align_corners
     spec.aux = bool(getattr(net, "aux", spec.aux))

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 import losses
 from datasets import DatasetError, data_error_line, get_dataset_info
 from engine.build import build_method
-from engine.data import build_train_streams, build_val_loader
+from engine.data import build_train_streams, build_val_loader, data_pipeline
 from engine.guards import NonFiniteCounter, grads_finite, non_finite_terms, step_is_finite
 from engine.networks import Networks
 from engine.preflight import check_before_build, check_folders, check_free_space
@@ -112,11 +112,15 @@ class Trainer:
             if self.student is not None:
                 self.student = convert_sync_batchnorm(self.student, self.device)
             self.method = convert_sync_batchnorm(self.method, self.device)
+            # teachers in train-mode BN (MasKD stage 1, MGD) take batch statistics over all processes,
+            # as the official SyncBN runs; in eval mode the converted layers behave as plain BN
+            self.teachers = [convert_sync_batchnorm(t, self.device) for t in self.teachers]
         if args.channels_last:
             for net in [self.student] + self.teachers:
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
-        self.optimizer = build_optimizer(args, self.student, self.method.student_optimizer_parameters())
+        self.optimizer = build_optimizer(args, self.student, self.method.student_optimizer_parameters(),
+                                         self.method.peer_networks())
         self._trained_params = [p for g in self.optimizer.param_groups for p in g["params"]]
         check_free_space(args.save_dir, self._checkpoint_bytes())
         self.nonfinite = NonFiniteCounter(args.skip_nonfinite)
@@ -135,9 +139,13 @@ class Trainer:
         self.train_loader = build_train_streams(args, self.spec.streams_needed(args), self.dist, self.start_iteration)
         self.val_loader = build_val_loader(args, self.dist)
         self.board = Board(args.log_dir, enabled=self.dist.is_main)
-        self.pictures = ValidationPictures(self.board, self.info.palette, args.ignore_index, args.vis_images)
+        pipeline = data_pipeline(args)
+        self.pictures = ValidationPictures(self.board, self.info.palette, args.ignore_index, args.vis_images,
+                                           pipeline)
+        protocol = {"mode": args.val_mode, "crop": tuple(args.val_crop_size), "stride": tuple(args.val_stride),
+                    "slide_pad": pipeline.slide_pad}
         self.validator = Validator(self.spec.build_evaluator(args, args.num_classes), self.val_loader, self.device,
-                                   args.amp, args.save_dir, self.dist.is_main, self.pictures.on_image)
+                                   args.amp, args.save_dir, self.dist.is_main, self.pictures.on_image, protocol)
         self.validator.restore(best_score, self.start_iteration)
         self.nets = Networks(self.student_ddp if self.student is not None else None, self.teachers, self.device,
                              args.amp, args.max_iterations, args.ignore_index, args.channels_last)
@@ -368,7 +376,9 @@ class Trainer:
         self.files.improved = improved
         figures = scalar_figures(figures)
         convention = ", %s mIoU" % self.args.val_miou if "mIoU" in figures else ""
-        self.logger.info("val @ %d: %s (best %s %.4f%s) [whole image, single scale%s]", iteration,
+        protocol = "whole image" if self.args.val_mode == "whole" else "slide %dx%d/%dx%d" % (
+            tuple(self.args.val_crop_size) + tuple(self.args.val_stride))
+        self.logger.info("val @ %d: %s (best %s %.4f%s) [%s pipeline, %s, single scale%s]", iteration,
                          " ".join("%s %.4f" % kv for kv in figures.items()), self.validator.best_key,
-                         self.best_score, ", new best" if improved else "", convention)
+                         self.best_score, ", new best" if improved else "", self.args.pipeline, protocol, convention)
         self.board.scalars({"val/" + k: v for k, v in figures.items()}, iteration)

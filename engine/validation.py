@@ -20,8 +20,9 @@ def scalar_figures(figures: Dict[str, object]) -> Dict[str, float]:
 
 class Validator:
     def __init__(self, evaluator, val_loader, device, amp: str, save_dir: str, is_main: bool,
-                 on_image=None) -> None:
+                 on_image=None, protocol: Optional[Dict[str, object]] = None) -> None:
         self.evaluator = evaluator
+        self.protocol = dict(protocol or {})     # evaluate()'s mode / crop / stride / slide_pad
         self.best_key = evaluator.best_key
         self.val_loader = val_loader
         self.device = device
@@ -50,7 +51,7 @@ class Validator:
     def run(self, model, iteration: int) -> Tuple[Dict[str, object], bool]:
         """Validate; returns the evaluator's figures and whether the best key improved."""
         figures = evaluate(model, self.val_loader, self.evaluator, self.device, amp=self.amp,
-                           on_image=self.on_image if self.is_main else None)
+                           on_image=self.on_image if self.is_main else None, **self.protocol)
         if self.best_key not in figures:
             raise ValueError("the evaluator's best_key %r is not among its figures %s"
                              % (self.best_key, sorted(figures)))

@@ -181,6 +181,11 @@ class DistillMethod(nn.Module, metaclass=abc.ABCMeta):
         """Parameters optimised together with the student (adapters, projectors)."""
         return [p for p in self.parameters() if p.requires_grad]
 
+    def peer_networks(self) -> List[nn.Module]:
+        """Networks the method trains like a student (CPS's second branch): they get the student's
+        parameter groups (lr multipliers, decay rules) instead of the plain method group."""
+        return []
+
     def before_optimizer_step(self) -> None:
         """After backward, before the optimizer step (e.g. Af-DCD clips its own gradients)."""
 

@@ -74,7 +74,7 @@ class OhemCrossEntropyLoss(SegCrossEntropyLoss):
         if num_valid >= self.min_kept:
             with torch.no_grad():
                 prob = F.softmax(logits, dim=1)
-                true_prob = prob.gather(1, labels.clamp_min(0).unsqueeze(1)).squeeze(1)[valid]
+                true_prob = prob.gather(1, labels.masked_fill(~valid, 0).unsqueeze(1)).squeeze(1)[valid]
                 threshold = self.thresh
                 if self.min_kept > 0:
                     kth = torch.kthvalue(true_prob, min(num_valid, self.min_kept)).values

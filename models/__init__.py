@@ -15,9 +15,10 @@ psp_mobile (dilated MobileNetV2). Every model's ``out_channels`` maps its output
 """
 from .checkpoint import CheckpointError, load_pretrained, load_pretrained_base, load_state_file
 from .outputs import SegOutputs
-from .registry import available_models, get_segmentation_model, register_model
+from .registry import available_models, get_segmentation_model, model_has_aux, register_model
 from . import deeplabv3, pspnet  # noqa: F401  (registers the zoo)
 from . import mmseg  # noqa: F401  (registers the mmseg family: pspnet ...)
+from . import cps  # noqa: F401  (registers deeplabv3plus_cps: MGD / CPS networks)
 
-__all__ = ["get_segmentation_model", "register_model", "available_models", "SegOutputs",
+__all__ = ["get_segmentation_model", "register_model", "available_models", "model_has_aux", "SegOutputs",
            "CheckpointError", "load_state_file", "load_pretrained", "load_pretrained_base"]

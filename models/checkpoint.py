@@ -155,6 +155,10 @@ def load_pretrained_base(model: nn.Module, path_or_state: Union[str, Mapping[str
         state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
     target = root.state_dict()
     missing, _, misshaped = _compare(target, state)
+    # a backbone may declare parts an ImageNet file need not have (MGD's ResNet-18: the deep stem
+    # stays randomly initialised when the file is torchvision's, as the official strict=False load)
+    optional = [k for k in missing if any(fnmatch.fnmatchcase(k, p) for p in getattr(root, "imagenet_optional", ()))]
+    missing = [k for k in missing if k not in optional]
     dropped = [k for k in state if k not in target]
     if missing or misshaped:
         name = getattr(backbone, "__class__").__name__
@@ -168,7 +172,7 @@ def load_pretrained_base(model: nn.Module, path_or_state: Union[str, Mapping[str
             "mis-shaped keys (e.g. %s); %s\n%s\n  dropped file keys: %s"
             % (source, name, len(missing), len(misshaped), example, hint, listing,
                ", ".join(dropped[:_SHOW]) + (" ..." if len(dropped) > _SHOW else "")))
-    _load_checked(root, state)
+    _load_checked(root, state, keep_own=optional)
     return dropped
 
 

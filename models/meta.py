@@ -5,7 +5,8 @@ Public API:
                                          pixels 0..255 in RGB (``rgb=True``) or BGR channel order
     CIRKD_NORM                           BGR minus the CIRKD mean, no std (the CIRKD/Af-DCD family)
     IMAGENET_RGB                         RGB (x - mean) / std, mmseg/torchvision (123.675, ...)/(58.395, ...)
-    PIPELINE_NORM                        what the data pipeline produces (= CIRKD_NORM)
+    PIPELINE_NORM                        what the default (CIRKD) data pipeline produces (= CIRKD_NORM)
+    pipeline_norm(pipeline) -> InputNorm  what a ``datasets.pipelines`` pipeline produces
     ModelMeta(input_norm, align_corners, head_prefixes, classifier_keys, key_prefix_rules)
         .remap_keys(state) -> state       checkpoint keys in a foreign layout -> the model's keys
     model_meta(model) -> ModelMeta        the built model's (DDP unwrapped), default CIRKD family
@@ -33,10 +34,24 @@ class InputNorm:
     std: Tuple[float, float, float] = (1.0, 1.0, 1.0)
     rgb: bool = False                     # False: channels are B, G, R
 
+    def same_map(self, other: "InputNorm") -> bool:
+        """The same normalisation (whatever the names)."""
+        return (tuple(self.mean), tuple(self.std), self.rgb) == (tuple(other.mean), tuple(other.std), other.rgb)
+
 
 CIRKD_NORM = InputNorm("cirkd_bgr_mean", (104.00698793, 116.66876762, 122.67891434), (1.0, 1.0, 1.0), rgb=False)
 IMAGENET_RGB = InputNorm("imagenet_rgb_mean_std", (123.675, 116.28, 103.53), (58.395, 57.12, 57.375), rgb=True)
 PIPELINE_NORM = CIRKD_NORM
+
+
+def pipeline_norm(pipeline) -> InputNorm:
+    """The normalisation of a data pipeline's tensor (anything with ``name, mean, std, rgb``)."""
+    norm = InputNorm("pipeline:" + pipeline.name, tuple(float(v) for v in pipeline.mean),
+                     tuple(float(v) for v in pipeline.std), bool(pipeline.rgb))
+    for known in (CIRKD_NORM, IMAGENET_RGB):
+        if known.same_map(norm):
+            return known
+    return norm
 
 
 @dataclass(frozen=True)
@@ -46,13 +61,17 @@ class ModelMeta:
     head_prefixes: Tuple[str, ...] = ("head.", "auxlayer.")   # parameters that get --head-lr-mult
     classifier_keys: Tuple[str, ...] = ()               # fnmatch patterns of the classifier weights
     key_prefix_rules: Tuple[Tuple[str, str], ...] = field(default_factory=tuple)  # (from, to) prefixes
+    drop_prefixes: Tuple[str, ...] = ()                 # checkpoint keys to ignore (other branches)
 
     def remap_keys(self, state: Mapping[str, Tensor]) -> Dict[str, Tensor]:
-        """Rewrite checkpoint keys with the first matching prefix rule (``("branch1.", "")`` etc.)."""
-        if not self.key_prefix_rules:
+        """Rewrite checkpoint keys with the first matching prefix rule (``("branch1.", "")`` etc.);
+        keys under ``drop_prefixes`` (a CPS checkpoint's second branch) are left out."""
+        if not self.key_prefix_rules and not self.drop_prefixes:
             return dict(state)
         out: Dict[str, Tensor] = {}
         for key, value in state.items():
+            if self.drop_prefixes and key.startswith(self.drop_prefixes):
+                continue
             for old, new in self.key_prefix_rules:
                 if key.startswith(old):
                     key = new + key[len(old):]
@@ -109,7 +128,7 @@ def set_input_source(model: nn.Module, source: InputNorm) -> Optional[AffineInpu
         handle.remove()
     target = model_meta(model).input_norm
     model.__dict__["input_adapter"] = None
-    if source == target:
+    if source.same_map(target):
         return None
     adapter = AffineInputAdapter(source, target)
 

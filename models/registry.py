@@ -43,24 +43,33 @@ class _Entry:
     builder: Callable[..., nn.Module]
     width_key: Optional[str]
     meta: ModelMeta
+    aux_width_key: Optional[str] = None
+    has_aux: bool = True
 
 
 _MODELS: Dict[str, _Entry] = {}
 
 
-def register_model(name: str, width_key: Optional[str] = None, meta: Optional[ModelMeta] = None) -> Callable:
-    """Decorator: make `builder` available as ``get_segmentation_model(name, ...)``."""
+def register_model(name: str, width_key: Optional[str] = None, meta: Optional[ModelMeta] = None,
+                   aux_width_key: Optional[str] = None, has_aux: bool = True) -> Callable:
+    """Decorator: make `builder` available as ``get_segmentation_model(name, ...)``; ``width_key`` /
+    ``aux_width_key`` name the checkpoint weights whose output channels give the head / aux widths."""
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _MODELS and _MODELS[name].builder is not builder:
             raise ValueError("segmentation model %r registered twice (%s, %s)"
                              % (name, _MODELS[name].builder, builder))
-        _MODELS[name] = _Entry(builder, width_key, meta or DEFAULT_META)
+        _MODELS[name] = _Entry(builder, width_key, meta or DEFAULT_META, aux_width_key, has_aux)
         return builder
     return wrap
 
 
 def available_models() -> List[str]:
     return sorted(_MODELS)
+
+
+def model_has_aux(name: str) -> bool:
+    """Whether the model can have an auxiliary head at all (unknown names: True, the builder decides)."""
+    return _MODELS[name].has_aux if name in _MODELS else True
 
 
 def _check_kwargs(name: str, builder: Callable, kwargs: Dict[str, Any]) -> None:
@@ -119,6 +128,11 @@ def get_segmentation_model(model: str, backbone: Optional[str], num_class: int =
                 else False
     if head_width is not None:
         kwargs["head_width"] = head_width
+    if kwargs.get("aux_width") is None:
+        kwargs.pop("aux_width", None)
+        aux_width = state_head_width(state, entry.aux_width_key) if state is not None and aux else None
+        if aux_width is not None:
+            kwargs["aux_width"] = aux_width      # the checkpoint's aux head decides, as for the head
     _check_kwargs(model, entry.builder, kwargs)
     net = entry.builder(backbone=backbone, num_class=num_class, aux=aux, norm_layer=norm_layer, **kwargs)
     net.arch_name = "%s/%s" % (model, backbone)

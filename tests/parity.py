@@ -8,7 +8,8 @@ Public API:
         kwargs are the case's (the official builder's) keyword arguments minus the four above,
         with "nn.BatchNorm2d"-style norm_layer strings turned into classes. mmseg family (cases
         with a ``model_cfg``): the resolved mmseg config is mapped onto SegKD's builder arguments
-        (decode/aux head widths) by ``mmseg_kwargs``.
+        (decode/aux head widths) by ``mmseg_kwargs``. CPS/MGD family (``deeplabv3plus_cps``): the
+        official constructor's arguments are mapped by ``cps_kwargs`` (``OFFICIAL_KWARGS``).
     conv_specs(model) -> list                    every Conv2d as the cases' conv_specs tuple
     run_parity_case(case, f64=False) -> dict     check_case's report {"ok", "failures", "warnings"};
         mmseg cases use the checker their folder ships (data/parity/mmseg/check.py: it also turns
@@ -71,16 +72,41 @@ def mmseg_kwargs(case: Dict[str, Any]) -> Dict[str, Any]:
     return kwargs
 
 
+def cps_kwargs(case: Dict[str, Any]) -> Dict[str, Any]:
+    """The official CPS/MGD constructor's arguments (``num_classes, criterion, norm_layer,
+    pretrained_model``) -> SegKD builder arguments: only the norm layer builds anything; the
+    criterion is an attribute, and an ImageNet file would be replaced by the fill anyway."""
+    official = dict(case.get("builder_kwargs") or {})
+    if official.get("num_classes", case["num_class"]) != case["num_class"]:
+        raise ValueError("parity case: builder num_classes %r != num_class %r" % (official["num_classes"], case["num_class"]))
+    kwargs: Dict[str, Any] = {"norm_layer": _norm_layer(official.get("norm_layer", "nn.BatchNorm2d"))}
+    for key in ("mobilenet_output_stride",):
+        if key in official:
+            kwargs[key] = official[key]
+    return kwargs
+
+
+def _norm_layer(norm):
+    if isinstance(norm, str):
+        if norm not in _NORM_LAYERS:
+            raise ValueError("parity case names an unknown norm_layer %r" % norm)
+        return _NORM_LAYERS[norm]
+    return norm
+
+
+OFFICIAL_KWARGS = {"deeplabv3plus_cps": cps_kwargs}   # model -> official constructor args -> ours
+
+
 def build_parity_model(case: Dict[str, Any]) -> nn.Module:
+    if case["model"] in OFFICIAL_KWARGS:
+        return get_segmentation_model(case["model"], case["backbone"], num_class=case["num_class"],
+                                      aux=case["aux"], **OFFICIAL_KWARGS[case["model"]](case))
     if is_mmseg_case(case):
         return get_segmentation_model(case["model"], case["backbone"], num_class=case["num_class"],
                                       aux=case["aux"], **mmseg_kwargs(case))
     kwargs = {k: v for k, v in dict(case.get("builder_kwargs") or {}).items() if k not in _CASE_FIELDS}
-    norm = kwargs.get("norm_layer")
-    if isinstance(norm, str):
-        if norm not in _NORM_LAYERS:
-            raise ValueError("parity case names an unknown norm_layer %r" % norm)
-        kwargs["norm_layer"] = _NORM_LAYERS[norm]
+    if "norm_layer" in kwargs:
+        kwargs["norm_layer"] = _norm_layer(kwargs["norm_layer"])
     return get_segmentation_model(case["model"], case["backbone"], num_class=case["num_class"],
                                   aux=case["aux"], **kwargs)
 

@@ -43,6 +43,7 @@ def two_teacher_args(data, tmp_path, save_dir, *extra):
     teacher2 = save_model(tmp_path / "t2.pth", "psp", "resnet18", aux=False, head_width=64)
     return TINY + ["--data", data, "--save-dir", str(save_dir), "--kd-method", "_two_streams",
                    "--unlabeled-list", os.path.join(data, "unlabeled.lst"), "--unlabeled-batch-size", "4",
+                   "--allow-labeled-in-unlabeled",
                    "--teacher-model", "deeplabv3_rgb", "--teacher-backbone", "resnet18", "--no-teacher-aux",
                    "--teacher-pretrained", teacher, "--teacher2-model", "psp", "--teacher2-backbone", "resnet18",
                    "--teacher2-head-width", "64", "--no-teacher2-aux", "--teacher2-pretrained", teacher2,

@@ -15,7 +15,8 @@ NO_ADV = ["--lambda-adv", "0", "--lambda-d", "0"]   # the discriminator needs >=
 EXTRA = {"skd": NO_ADV, "ifvd": NO_ADV, "cwd": NO_ADV, "cirkd": SMALL_CIRKD, "kd+cwd": NO_ADV}
 BOOKKEEPING = {"task", "task_aux", "total", "lr"}
 TEACHER_FREE = {"tf_fd", "sad", "tf_kd", "tf_kd_reg", "none"}
-SPECIAL = {"maskd", "maskd_tokens", "tf_kd_self"}   # need files made by another run: own tests below
+SPECIAL = {"maskd", "maskd_tokens", "tf_kd_self",   # need files made by another run: own tests below
+           "cps", "mgd"}                          # semi-supervised streams: tests/test_mgd.py
 
 
 @pytest.fixture(scope="module")

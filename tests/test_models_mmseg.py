@@ -126,3 +126,18 @@ def test_imagenet_backbone_files_of_the_mmseg_family(tmp_path):
     assert torch.equal(model.backbone.layer7[0].conv[1].conv.weight, mobile.layer7[0].conv[1].conv.weight)
     with pytest.raises(CheckpointError):
         get_segmentation_model("pspnet", "resnet101_v1c", num_class=19, pretrained_base=str(tmp_path / "resnet18_v1c.pth"))
+
+
+def test_aux_width_follows_the_checkpoint_and_the_flag(tmp_path):
+    """BPKD's Cityscapes DLV3+-MBV2 student has a 64-wide aux head: --student-aux-width builds it, and a
+    file with that head loads without the flag (the width is read from auxiliary_head.convs.0)."""
+    narrow = get_segmentation_model("deeplabv3plus", "mobilenetv2", num_class=19, aux=True, head_width=128, aux_width=64)
+    assert narrow.state_dict()["auxiliary_head.convs.0.conv.weight"].shape[0] == 64
+    path = mmseg_file(tmp_path / "narrow.pth", narrow)
+    loaded = get_segmentation_model("deeplabv3plus", "mobilenetv2", num_class=19, aux=None, pretrained=path)
+    assert loaded.state_dict()["auxiliary_head.convs.0.conv.weight"].shape[0] == 64
+    import train_kd
+    args = train_kd.parse_args(["--student-model", "deeplabv3", "--student-aux-width", "64", "--dataset", "citys"])
+    from engine.specs import BuildError, build_from_spec, student_spec
+    with pytest.raises(BuildError, match="aux_width"):
+        build_from_spec(student_spec(args), None, args)

@@ -3,15 +3,18 @@
     python tools/make_train_scripts.py          # rewrites the scripts; commit the result
 
 The table is the single place where the official recipes (CIRKD, Af-DCD, MasKD, BPKD and the
-teacher-free choices) live; each script states GPUs x batch, iterations, crop, schedule, the
+teacher-free choices) live (BPKD's mmseg tables in ``bpkd_recipes.py``); each script states GPUs x batch, iterations, crop, schedule, the
 official source and the published number it should reproduce.
 """
 from __future__ import annotations
 
 import os
+import sys
 from typing import Dict, List, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bpkd_recipes  # noqa: E402  (BPKD's tables: train_scripts/bpkd/)
 
 DATASETS = {
     # name: (folder, crop, iterations, data root, teacher mIoU)
@@ -102,7 +105,8 @@ HEADER_NOTES = {
              "# features c2..c4; no segmentation hyper-parameters were published, these are starting points.",
     "maskd": "Stage 2 of MasKD: needs the tokens of stage 1 (train_scripts/cityscapes/maskd_tokens_stage1.sh).",
     "af_dcd": "Official: OSVAI/Af-DCD train_scripts (losses/ocmgd.py); grad-clip 15 on the loss module.",
-    "bpkd": "BPKD (WACV'24) edge + body terms on the logits; BPKD's own model zoo is not part of SegKD yet.",
+    "bpkd": "BPKD (WACV'24) edge + body terms on the logits of the CIRKD models; BPKD's own tables (mmseg\n"
+            "# models and pipeline) are train_scripts/bpkd/.",
 }
 
 
@@ -205,6 +209,7 @@ def main(out: Optional[str] = None) -> Dict[str, str]:
     for dataset in DATASETS:
         written[os.path.join(out, DATASETS[dataset][0], "deeplabv3_r101_teacher.sh")] = teacher_script(dataset)
     written[os.path.join(out, "cityscapes", "maskd_tokens_stage1.sh")] = MASKD_STAGE1
+    written.update(bpkd_recipes.scripts(out, LAUNCH))
     for path, text in written.items():
         write(path, text)
     return written

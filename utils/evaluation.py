@@ -1,6 +1,7 @@
 """Validation loop used by training and ``eval.py``: predict, feed an evaluator, report its figures.
 
-The label map comes from the model's own rule (``model.predict(scores)``, argmax by default) and
+Scores are brought to the label's size when the pipeline resized the image (mmseg's test
+resize): bilinear with the model's ``align_corners``, as mmseg's ``rescale``. The label map comes from the model's own rule (``model.predict(scores)``, argmax by default) and
 the logits are resized with the model's ``align_corners`` (``model.meta``); nothing here imports
 ``models``: both are read from the built model's attributes.
 """
@@ -10,10 +11,11 @@ import contextlib
 from typing import Callable, Dict, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .evaluators import Evaluator
-from .inference import predict, unwrap
+from .inference import align_corners_of, predict, unwrap
 
 
 def autocast_context(device: torch.device, amp: str):
@@ -32,7 +34,8 @@ def label_map(model: nn.Module, scores: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, evaluator: Evaluator, device: torch.device,
              mode: str = "whole", scales=(1.0,), flip: bool = False, crop=(512, 1024), stride=(341, 682),
-             amp: str = "none", on_image: Optional[Callable] = None, progress: bool = False) -> Dict[str, object]:
+             amp: str = "none", on_image: Optional[Callable] = None, progress: bool = False,
+             slide_pad: str = "corner") -> Dict[str, object]:
     """Run the model over ``loader`` (batches of (image, label, name)); the evaluator's figures
     over all processes.
 
@@ -54,7 +57,10 @@ def evaluate(model: nn.Module, loader, evaluator: Evaluator, device: torch.devic
         labels = labels.to(device, non_blocking=True)
         with autocast_context(device, amp):
             scores = predict(model, images, num_classes, mode=mode, scales=scales, flip=flip,
-                             crop=crop, stride=stride)
+                             crop=crop, stride=stride, slide_pad=slide_pad)
+        if scores.shape[-2:] != labels.shape[-2:]:
+            scores = F.interpolate(scores.float(), size=labels.shape[-2:], mode="bilinear",
+                                   align_corners=align_corners_of(model))
         pred = label_map(model, scores.float())
         evaluator.process(pred, labels)
         if on_image is not None:

@@ -25,6 +25,15 @@ def denormalize(image_chw: np.ndarray) -> np.ndarray:
     return np.clip(bgr[:, :, ::-1], 0, 255).astype(np.uint8)
 
 
+def picture_of(image_chw: np.ndarray, size_hw=None, pipeline=None) -> np.ndarray:
+    """A network input back to (H, W, 3) uint8 RGB, by ``pipeline.to_rgb_uint8`` (CIRKD's when None),
+    resized to ``size_hw`` when the pipeline resized the image (mmseg's test scale)."""
+    rgb = pipeline.to_rgb_uint8(image_chw) if pipeline is not None else denormalize(image_chw)
+    if size_hw is not None and tuple(rgb.shape[:2]) != tuple(size_hw):
+        rgb = np.asarray(Image.fromarray(rgb).resize((int(size_hw[1]), int(size_hw[0])), Image.BILINEAR))
+    return rgb
+
+
 def overlay(rgb: np.ndarray, color: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     return (rgb.astype(np.float32) * (1 - alpha) + color.astype(np.float32) * alpha).astype(np.uint8)
 

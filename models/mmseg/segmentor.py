@@ -93,12 +93,15 @@ def _default_width(backbone: nn.Module, small: int, large: int) -> int:
     return large if backbone.stage_channels[3] >= 2048 else small
 
 
+AUX_WIDTH_KEY = "auxiliary_head.convs.0.conv.weight"
+
+
 def _aux_head(backbone: nn.Module, num_class: int, aux_width: Optional[int], norm_layer) -> FCNHead:
     in_channels = backbone.stage_channels[2]
     return FCNHead(in_channels, int(aux_width or in_channels // 4), num_class, norm_layer=norm_layer)
 
 
-@register_model("pspnet", width_key="decode_head.bottleneck.conv.weight", meta=MMSEG_META)
+@register_model("pspnet", width_key="decode_head.bottleneck.conv.weight", meta=MMSEG_META, aux_width_key=AUX_WIDTH_KEY)
 def pspnet(backbone: str, num_class: int = 19, aux: bool = True, norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
            head_width: Optional[int] = None, aux_width: Optional[int] = None) -> MMSegModel:
     net = build_mmseg_backbone(backbone, norm_layer)
@@ -107,7 +110,7 @@ def pspnet(backbone: str, num_class: int = 19, aux: bool = True, norm_layer: Cal
     return MMSegModel(net, head, _aux_head(net, num_class, aux_width, norm_layer) if aux else None, num_class)
 
 
-@register_model("isanet", width_key="decode_head.in_conv.conv.weight", meta=MMSEG_META)
+@register_model("isanet", width_key="decode_head.in_conv.conv.weight", meta=MMSEG_META, aux_width_key=AUX_WIDTH_KEY)
 def isanet(backbone: str, num_class: int = 19, aux: bool = True, norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
            head_width: Optional[int] = None, aux_width: Optional[int] = None, isa_channels: int = 256) -> MMSegModel:
     net = build_mmseg_backbone(backbone, norm_layer)
@@ -116,7 +119,8 @@ def isanet(backbone: str, num_class: int = 19, aux: bool = True, norm_layer: Cal
     return MMSegModel(net, head, _aux_head(net, num_class, aux_width, norm_layer) if aux else None, num_class)
 
 
-@register_model("deeplabv3plus", width_key="decode_head.bottleneck.conv.weight", meta=MMSEG_META)
+@register_model("deeplabv3plus", width_key="decode_head.bottleneck.conv.weight", meta=MMSEG_META,
+                aux_width_key=AUX_WIDTH_KEY)
 def deeplabv3plus(backbone: str, num_class: int = 19, aux: bool = True,
                   norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d, head_width: Optional[int] = None,
                   aux_width: Optional[int] = None, c1_channels: int = 48) -> MMSegModel:
@@ -129,7 +133,7 @@ def deeplabv3plus(backbone: str, num_class: int = 19, aux: bool = True,
     return MMSegModel(net, head, auxiliary, num_class)
 
 
-@register_model("fcn", width_key="decode_head.convs.0.conv.weight", meta=MMSEG_META)
+@register_model("fcn", width_key="decode_head.convs.0.conv.weight", meta=MMSEG_META, has_aux=False)
 def fcn(backbone: str, num_class: int = 19, aux: bool = False, norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
         head_width: Optional[int] = None) -> MMSegModel:
     if not str(backbone).startswith("hrnetv2"):

@@ -2,7 +2,8 @@
 # camvid | teacher DeepLabV3-ResNet101 (69.84) | student PSPNet-ResNet18 | bpkd
 # 8 GPUs x 2 images = global batch 16, 40000 iterations, crop 360x360, SGD lr 0.02 poly 0.9, momentum 0.9
 # Published mIoU (val, whole image, single scale): -
-# BPKD (WACV'24) edge + body terms on the logits; BPKD's own model zoo is not part of SegKD yet.
+# BPKD (WACV'24) edge + body terms on the logits of the CIRKD models; BPKD's own tables (mmseg
+# models and pipeline) are train_scripts/bpkd/.
 # Fewer GPUs: NPROC=2 bash train_scripts/camvid/psp_r18_bpkd.sh (the batch stays global; add --accum-steps to save memory).
 # Extra flags are passed on to train_kd.py, e.g. --resume auto.
 set -euo pipefail

@@ -2,7 +2,8 @@
 # cityscapes | teacher DeepLabV3-ResNet101 (78.07) | student DeepLabV3-MobileNetV2 | bpkd
 # 8 GPUs x 2 images = global batch 16, 40000 iterations, crop 512x1024, SGD lr 0.02 poly 0.9, momentum 0.9
 # Published mIoU (val, whole image, single scale): -
-# BPKD (WACV'24) edge + body terms on the logits; BPKD's own model zoo is not part of SegKD yet.
+# BPKD (WACV'24) edge + body terms on the logits of the CIRKD models; BPKD's own tables (mmseg
+# models and pipeline) are train_scripts/bpkd/.
 # Fewer GPUs: NPROC=2 bash train_scripts/cityscapes/deeplabv3_mbv2_bpkd.sh (the batch stays global; add --accum-steps to save memory).
 # Extra flags are passed on to train_kd.py, e.g. --resume auto.
 set -euo pipefail

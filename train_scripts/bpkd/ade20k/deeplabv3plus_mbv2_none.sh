@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# BPKD table | ade20k | baseline (no distillation) | student DeepLabV3+-MobileNetV2 | none
+# Published (BPKD README, val, single scale): mIoU 31.56
+# 4 GPUs x 2 images = global batch 8, crop 512x512, SGD lr 0.01 momentum 0.9 wd 5e-4, poly 0.9 to 1e-4
+# mmseg pipeline (img_scale as mmseg's ade20k config, ratio 0.5-2.0, cat_max_ratio 0.75, flip, photometric
+# distortion, RGB mean/std); loss CE + 0.4 aux CE; validation as mmseg's test_cfg (whole image).
+# The student alone (BPKD's "S" row; on Cityscapes PSPNet-R18 that row is mmseg's R18b zoo
+# model with a torchvision-style stem, and DeepLabV3+-MV2 the zoo's 512-wide head).
+# Evaluate: python eval.py --pipeline mmseg --dataset ade20k --model deeplabv3plus --backbone mobilenetv2 --pretrained work_dirs/bpkd_ade20k_deeplabv3plus_mbv2_none/deeplabv3plus_mobilenetv2_ade20k_best_model.pth
+# Fewer GPUs: NPROC=2 bash <this script> (the batch stays global; --accum-steps saves memory).
+# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+NPROC=${NPROC:-4}
+DATA=${DATA:-data/ADEChallengeData2016}
+ARGS=(
+  --kd-method none
+  --student-model deeplabv3plus --student-backbone mobilenetv2 --student-pretrained-base pretrained_ckpt/mobilenet_v2_batch256_imagenet_20200708-3b2dc3af.pth --aux
+  --dataset ade20k --data "$DATA" --pipeline mmseg --crop-size 512 512
+  --batch-size 8 --max-iterations 80000 --lr 0.01 --lr-min 1e-4 --weight-decay 5e-4
+  --val-per-iters 8000 --save-per-iters 8000
+  --save-dir work_dirs/bpkd_ade20k_deeplabv3plus_mbv2_none
+)
+"${PYTHON:-python3}" train_kd.py "${ARGS[@]}" "$@" --preflight-only
+torchrun --nproc_per_node "$NPROC" train_kd.py "${ARGS[@]}" "$@"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# BPKD table | cityscapes | teacher DeepLabV3+-R101 trained without distillation (80000 iterations, as the zoo file)
+# Released file (BPKD's teacher, 80.98 mIoU): pretrained_ckpt/deeplabv3plus_r101-d8_512x1024_80k_cityscapes_20200606_114143-068fcfe9.pth
+# Train it here only to reproduce it; the student scripts load the released file.
+# 4 GPUs x 2 images = global batch 8, crop 512x1024, SGD lr 0.01 momentum 0.9 wd 5e-4, poly 0.9 to 1e-4
+# mmseg pipeline (img_scale as mmseg's cityscapes config, ratio 0.5-2.0, cat_max_ratio 0.75, flip, photometric
+# distortion, RGB mean/std); loss CE + 0.4 aux CE; validation as mmseg's test_cfg (whole image).
+# Fewer GPUs: NPROC=2 bash <this script> (the batch stays global; --accum-steps saves memory).
+# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+NPROC=${NPROC:-4}
+DATA=${DATA:-data/cityscapes}
+ARGS=(
+  --kd-method none
+  --student-model deeplabv3plus --student-backbone resnet101_v1c --student-pretrained-base pretrained_ckpt/resnet101_v1c-e67eebb6.pth --aux
+  --dataset citys --data "$DATA" --pipeline mmseg --crop-size 512 1024
+  --batch-size 8 --max-iterations 80000 --lr 0.01 --lr-min 1e-4 --weight-decay 5e-4
+  --val-per-iters 8000 --save-per-iters 8000
+  --save-dir work_dirs/bpkd_citys_teacher_deeplabv3plus_r101
+)
+"${PYTHON:-python3}" train_kd.py "${ARGS[@]}" "$@" --preflight-only
+torchrun --nproc_per_node "$NPROC" train_kd.py "${ARGS[@]}" "$@"

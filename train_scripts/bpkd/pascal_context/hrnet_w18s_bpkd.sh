@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# BPKD table | pascal_context | teacher HRNetV2p-W48 (51.12 mIoU) | student HRNetV2p-W18-Small | bpkd
+# Published (BPKD README, val, single scale): mIoU 43.96, mAcc 54.51
+# 4 GPUs x 4 images = global batch 16, crop 480x480, SGD lr 0.004 momentum 0.9 wd 1e-4, poly 0.9 to 1e-4
+# mmseg pipeline (img_scale as mmseg's pascal_context config, ratio 0.5-2.0, cat_max_ratio 0.75, flip, photometric
+# distortion, RGB mean/std); loss CE + 0.4 aux CE; validation as mmseg's test_cfg (slide 512/320).
+# BPKD: edge 50 + body 20 on the decode-head logits at their native stride (alpha 2, kernel 7,
+# tau 1, per-class edge normalisation: the card's defaults; the paper's training code is unreleased).
+# Teacher: pretrained_ckpt/fcn_hr48_480x480_80k_pascal_context_59_20210411_003240-3ae7081e.pth (logits at stride 4, as the student's)
+# Evaluate: python eval.py --pipeline mmseg --dataset pascal_context --model fcn --backbone hrnetv2_w18_small --mode slide --crop-size 512 512 --stride 320 320 --pretrained work_dirs/bpkd_pascal_context_hrnet_w18s_bpkd/kd_fcn_hrnetv2_w18_small_pascal_context_best_model.pth
+# Fewer GPUs: NPROC=2 bash <this script> (the batch stays global; --accum-steps saves memory).
+# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+NPROC=${NPROC:-4}
+DATA=${DATA:-data/VOCdevkit/VOC2010}
+ARGS=(
+  --kd-method bpkd
+  --teacher-model fcn --teacher-backbone hrnetv2_w48 --teacher-pretrained pretrained_ckpt/fcn_hr48_480x480_80k_pascal_context_59_20210411_003240-3ae7081e.pth
+  --student-model fcn --student-backbone hrnetv2_w18_small --student-pretrained-base pretrained_ckpt/hrnetv2_w18_small-b5a04e21.pth --no-aux
+  --dataset pascal_context --data "$DATA" --pipeline mmseg --crop-size 480 480
+  --batch-size 16 --max-iterations 80000 --lr 0.004 --lr-min 1e-4 --weight-decay 1e-4
+  --val-per-iters 8000 --save-per-iters 8000
+  --val-mode slide --val-crop-size 512 512 --val-stride 320 320
+  --bpkd-lambda-edge 50 --bpkd-lambda-body 20
+  --save-dir work_dirs/bpkd_pascal_context_hrnet_w18s_bpkd
+)
+"${PYTHON:-python3}" train_kd.py "${ARGS[@]}" "$@" --preflight-only
+torchrun --nproc_per_node "$NPROC" train_kd.py "${ARGS[@]}" "$@"
