@@ -19,6 +19,7 @@ from .registry import available_models, get_segmentation_model, model_has_aux, r
 from . import deeplabv3, pspnet  # noqa: F401  (registers the zoo)
 from . import mmseg  # noqa: F401  (registers the mmseg family: pspnet ...)
 from . import cps  # noqa: F401  (registers deeplabv3plus_cps: MGD / CPS networks)
+from . import dkd  # noqa: F401  (registers dkd_deeplabv3: class-incremental DeepLabV3)
 
 __all__ = ["get_segmentation_model", "register_model", "available_models", "model_has_aux", "SegOutputs",
            "CheckpointError", "load_state_file", "load_pretrained", "load_pretrained_base"]

@@ -94,7 +94,19 @@ def _norm_layer(norm):
     return norm
 
 
-OFFICIAL_KWARGS = {"deeplabv3plus_cps": cps_kwargs}   # model -> official constructor args -> ours
+def dkd_kwargs(case: Dict[str, Any]) -> Dict[str, Any]:
+    """DKD's ``DeepLabV3(output_stride, norm_act, backbone_pretrained, classes, use_cosine, freeze_*)``:
+    ``classes`` (head widths per step) builds the heads; the rest must be the values DKD trains with."""
+    official = dict(case.get("builder_kwargs") or {})
+    if official.get("output_stride", 16) != 16 or official.get("use_cosine", False):
+        raise ValueError("dkd_deeplabv3 is built at output stride 16 without cosine heads, got %r" % official)
+    if official.get("norm_act", "bn_sync") != "bn_sync":
+        raise ValueError("dkd_deeplabv3 uses BatchNorm (bn_sync), got norm_act %r" % official.get("norm_act"))
+    return {"classes": list(official["classes"])}
+
+
+OFFICIAL_KWARGS = {"deeplabv3plus_cps": cps_kwargs,   # model -> official constructor args -> ours
+                   "dkd_deeplabv3": dkd_kwargs}
 
 
 def build_parity_model(case: Dict[str, Any]) -> nn.Module:

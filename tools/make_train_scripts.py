@@ -15,6 +15,7 @@ from typing import Dict, List, Optional
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bpkd_recipes  # noqa: E402  (BPKD's tables: train_scripts/bpkd/)
+import mgd_recipes  # noqa: E402  (MGD's partitions: train_scripts/mgd/)
 
 DATASETS = {
     # name: (folder, crop, iterations, data root, teacher mIoU)
@@ -210,6 +211,7 @@ def main(out: Optional[str] = None) -> Dict[str, str]:
         written[os.path.join(out, DATASETS[dataset][0], "deeplabv3_r101_teacher.sh")] = teacher_script(dataset)
     written[os.path.join(out, "cityscapes", "maskd_tokens_stage1.sh")] = MASKD_STAGE1
     written.update(bpkd_recipes.scripts(out, LAUNCH))
+    written.update(mgd_recipes.scripts(out, LAUNCH))
     for path, text in written.items():
         write(path, text)
     return written

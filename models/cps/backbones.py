@@ -28,10 +28,11 @@ from ..backbones.resnet import BasicBlockV1b, BottleneckV1b
 NormLayer = Callable[[int], nn.Module]
 
 
-def _multi_grid(layer: nn.Sequential) -> None:
-    """furnace ``_nostride_dilate`` on every block of ``layer``: block k -> dilation 2^(k+1)."""
+def _multi_grid(layer: nn.Sequential, dilations: Sequence[int]) -> None:
+    """No stride in ``layer``; every 3x3 conv of block k gets dilation = padding = ``dilations[k]``
+    (furnace ``_nostride_dilate``: 2, 4, 8; torchvision's replace_stride_with_dilation: 1, 2, 2)."""
     for index, block in enumerate(layer):
-        dilation = 2 ** (index + 1)
+        dilation = int(dilations[min(index, len(dilations) - 1)])
         for module in block.modules():
             if isinstance(module, nn.Conv2d):
                 if module.stride == (2, 2):
@@ -45,7 +46,8 @@ class CPSResNet(nn.Module):
     """furnace ResNet (deep stem) or timm wide ResNet (7x7 stem); layer4 multi-grid, output stride 16."""
 
     def __init__(self, block, layers: Sequence[int], norm_layer: NormLayer = nn.BatchNorm2d,
-                 deep_stem: bool = True, stem_width: int = 64, base_width: int = 64, with_fc: bool = False) -> None:
+                 deep_stem: bool = True, stem_width: int = 64, base_width: int = 64, with_fc: bool = False,
+                 layer4_dilations: Sequence[int] = (2, 4, 8)) -> None:
         super().__init__()
         if deep_stem:
             self.conv1 = nn.Sequential(
@@ -73,7 +75,7 @@ class CPSResNet(nn.Module):
             blocks += [block(self.inplanes, planes, norm_layer=norm_layer, **extra) for _ in range(count - 1)]
             self.add_module("layer%d" % (index + 1), nn.Sequential(*blocks))
             channels.append(self.inplanes)
-        _multi_grid(self.layer4)
+        _multi_grid(self.layer4, layer4_dilations)
         if with_fc:
             self.fc = nn.Linear(self.inplanes, 1000)      # timm builds it; never called
         self.stage_channels: Tuple[int, ...] = tuple(channels)
