@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "--img-scale keeping the ratio, RGB mean/std; the prediction is resized back to the label)")
     p.add_argument("--img-scale", type=int, nargs=2, default=None, metavar=("W", "H"),
                    help="mmseg pipeline: test img_scale (default: the dataset's, e.g. 2048 512 for ADE20K)")
+    p.add_argument("--incremental", default=None, metavar="DATASET:TASK:SETTING",
+                   help="a class-incremental checkpoint (DKD): its task; with --step, scored old/new/all/hIoU")
+    p.add_argument("--step", type=int, default=0, help="the step the checkpoint finished (its heads)")
     p.add_argument("--mode", choices=["whole", "slide"], default="whole")
     p.add_argument("--crop-size", type=int, nargs=2, default=None, metavar=("H", "W"), help="slide window")
     p.add_argument("--stride", type=int, nargs=2, default=None, metavar=("H", "W"), help="slide stride (default 2/3 crop)")
@@ -135,15 +138,30 @@ def run(args) -> int:
         raise BuildError("dataset root %s does not exist; pass --data DIR (see data/README.md)" % root)
     if not os.path.isfile(args.pretrained):
         raise BuildError("--pretrained %s does not exist" % args.pretrained)
-    model = build_network(args.model, args.backbone, info.num_classes, args.aux, args.pretrained,
-                          head_width=args.head_width, role="model").to(dist_info.device).eval()
+    num_classes, classes, evaluator = info.num_classes, None, None
+    if args.incremental:
+        from datasets.incremental import incremental_classes, parse_incremental, step_classes
+        from utils.evaluators import IncrementalEvaluator
+        num_classes, classes = incremental_classes(args.incremental, args.step, info.name)
+        key, task, _ = parse_incremental(args.incremental)
+        new, old = step_classes(key, task, args.step)
+        evaluator = (IncrementalEvaluator(num_classes, [0] + old, new) if old
+                     else IncrementalEvaluator(num_classes, [0] + new, []))
+    model = build_network(args.model, args.backbone, num_classes, args.aux, args.pretrained,
+                          head_width=args.head_width, role="model", classes=classes).to(dist_info.device).eval()
     set_input_source(model, pipeline_norm(pipeline))   # the model adapts the pipeline's tensor to its own input
-    dataset = build_dataset(info.name, root, split=args.split, mode="val", ignore_index=ignore_index,
-                            pipeline=args.pipeline, img_scale=args.img_scale)
+    if args.incremental:
+        from datasets.incremental import build_incremental_dataset
+        dataset = build_incremental_dataset(info.name, root, args.incremental, args.step, args.split, "val",
+                                            pipeline=args.pipeline, img_scale=args.img_scale,
+                                            crop_size=tuple(args.crop_size) if args.crop_size else None)
+    else:
+        dataset = build_dataset(info.name, root, split=args.split, mode="val", ignore_index=ignore_index,
+                                pipeline=args.pipeline, img_scale=args.img_scale)
     mine = list(range(dist_info.rank, len(dataset), dist_info.world_size))
     loader = DataLoader(Subset(dataset, mine), batch_size=1, shuffle=False, num_workers=args.workers)
     writer = PredictionWriter(args, info, pipeline) if (args.save_pred or args.labelids) else None
-    evaluator = MIoUEvaluator(info.num_classes, ignore_index=ignore_index, absent=args.miou)
+    evaluator = evaluator or MIoUEvaluator(info.num_classes, ignore_index=ignore_index, absent=args.miou)
     scores = evaluate(model, loader, evaluator, dist_info.device, mode=args.mode,
                       scales=args.scales, flip=args.flip_eval, crop=tuple(args.crop_size or (0, 0)),
                       stride=tuple(args.stride or (0, 0)), amp=args.amp, on_image=writer,
@@ -154,7 +172,29 @@ def run(args) -> int:
     return 0
 
 
+def report_incremental(args, info, scores, num_images: int) -> None:
+    names = ["background"] + list(info.class_names[1:] if info.name == "voc" else info.class_names)
+    iou = [float(x) for x in scores["IoU"]]
+    print("\n%-24s %8s" % ("class", "IoU"))
+    for name, value in zip(names, iou):
+        print("%-24s %8.2f" % (name, 100 * value + 0.0))
+    figures = {k: float(scores[k]) for k in ("mIoU_old", "mIoU_new", "mIoU_all", "hIoU") if k in scores}
+    print("\n%s %s step %d (%d images): %s  [%s pipeline, sigmoid rule, old = background + earlier steps]"
+          % (args.pretrained, args.incremental, args.step, num_images,
+             "  ".join("%s %.2f" % (k, 100 * v) for k, v in figures.items()), args.pipeline))
+    os.makedirs(args.save_dir, exist_ok=True)
+    result = dict({"checkpoint": args.pretrained, "incremental": args.incremental, "step": args.step,
+                   "images": num_images, "per_class_IoU": dict(zip(names, iou))}, **figures)
+    path = os.path.join(args.save_dir, "results.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(path + ".tmp", path)
+    print("results written to %s" % path)
+
+
 def report(args, info, scores, num_images: int) -> None:
+    if args.incremental:
+        return report_incremental(args, info, scores, num_images)
     protocol = protocol_text(args)
     iou = [float(x) for x in scores["IoU"]]
     acc = [float(x) for x in scores["Acc"]]

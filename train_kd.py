@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--val-list", default=None, help="list file of the validation images (default: the split's)")
     g.add_argument("--unlabeled-list", default=None,
                    help="list file of unlabeled images for methods with an unlabeled stream (labels are not read)")
+    g.add_argument("--incremental", default=None, metavar="DATASET:TASK:SETTING",
+                   help="class-incremental task, e.g. voc:15-1:overlap (tasks in datasets/incremental.py); with --step")
+    g.add_argument("--step", type=int, default=0, help="the incremental step this run trains (0 = the base classes)")
+    g.add_argument("--memory-size", type=int, default=0,
+                   help="DKD-M: exemplar images of old classes added from step 1 on (VOC 100, ADE 300; 0 = DKD)")
     g.add_argument("--allow-labeled-in-unlabeled", action="store_true",
                    help="let the unlabeled list contain labeled images (refused by default: partitions are disjoint)")
     g.add_argument("--unlabeled-batch-size", type=int, default=None,
@@ -107,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--head-lr-mult", type=float, default=1.0, help="lr multiplier of the heads (DKD: 10)")
     g.add_argument("--method-lr-mult", type=float, default=1.0, help="lr multiplier of the method's own parameters")
     g.add_argument("--no-decay-norm-bias", action="store_true", help="no weight decay on norm layers and biases")
+    g.add_argument("--weight-decay-only", nargs="+", default=None, metavar="PATTERN",
+                   help="weight decay only on parameters matching these fnmatch patterns (DKD steps >= 1: 'cls.2.*')")
     g.add_argument("--freeze-bn", action="store_true", help="student BatchNorm in eval mode, affine frozen")
     g.add_argument("--warmup-iters", type=int, default=None, help="linear warm-up iterations before the poly decay")
     g.add_argument("--warmup-fraction", type=float, default=0.0, help="warm-up as a fraction of --max-iterations")
@@ -187,10 +194,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error(str(exc.args[0]) if exc.args else str(exc))
     args.dataset = info.name
     args.num_classes = info.num_classes
+    if args.incremental:
+        from datasets.incremental import IncrementalTaskError, incremental_classes
+        try:
+            args.num_classes, args.head_widths = incremental_classes(args.incremental, args.step, info.name)
+        except IncrementalTaskError as exc:
+            parser.error(str(exc))
+        if args.memory_size < 0:
+            parser.error("--memory-size must be >= 0")
+    elif args.step or args.memory_size:
+        parser.error("--step / --memory-size belong to a class-incremental run: add --incremental DATASET:TASK:SETTING")
     args.ignore_index = normalize_ignore_index(args.ignore_label)
     args.crop_size = list(args.crop_size or info.default_crop)
     try:
-        build_pipeline(args.pipeline, info, args.img_scale)
+        build_pipeline(args.pipeline, info, args.img_scale, args.crop_size)
     except ValueError as exc:
         parser.error(str(exc))
     for flag in ("val_crop_size", "val_stride"):

@@ -81,7 +81,7 @@ def build_dataset(name: str, root: str, split: str = "train", mode: str = "train
     fmt = get_format(name)
     return SegmentationDataset(fmt, root, split=split, mode=mode, crop_size=crop_size,
                                list_file=list_file, on_bad_sample=on_bad_sample, with_labels=with_labels,
-                               pipeline=build_pipeline(pipeline, fmt.info, img_scale))
+                               pipeline=build_pipeline(pipeline, fmt.info, img_scale, crop_size))
 
 
 __all__ = ["PIPELINE_NAMES", "Pipeline", "build_pipeline", "IGNORE_INDEX", "DATASET_INFO", "DATASET_NAMES", "DatasetError", "DatasetFormat", "DatasetInfo", "data_error_line",

@@ -216,13 +216,15 @@ class SegmentationDataset(Dataset):
     ``dataset[(i, seed)]`` draws everything from ``numpy.random.default_rng(seed)``.
     Returns ``(image FloatTensor 3xHxW, label LongTensor HxW with -1 ignore, name)``;
     ``with_labels=False`` (unlabeled streams) never reads label files and returns all -1 labels.
-    ``pipeline`` (``datasets.pipelines``) does the augmentation; CIRKD's by default.
+    ``pipeline`` (``datasets.pipelines``) does the augmentation; CIRKD's by default. ``label_fn``
+    maps a raw label file to train ids instead of the format's table (class-incremental masking).
     """
 
     def __init__(self, fmt: DatasetFormat, root: str, split: str = "train", mode: str = "train",
                  crop_size: Optional[Sequence[int]] = None, list_file: Optional[str] = None,
                  on_bad_sample: str = "raise", with_labels: bool = True,
-                 pipeline: Optional[Pipeline] = None) -> None:
+                 pipeline: Optional[Pipeline] = None,
+                 label_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> None:
         if split not in ("train", "val"):
             raise ValueError("split must be 'train' or 'val', got %r" % (split,))
         if mode not in ("train", "val"):
@@ -241,6 +243,7 @@ class SegmentationDataset(Dataset):
         self.on_bad_sample = on_bad_sample
         self.with_labels = bool(with_labels)
         self.pipeline: Pipeline = pipeline if pipeline is not None else build_pipeline("cirkd")
+        self.label_fn = label_fn      # raw label -> train ids (-1 ignore), instead of the format's table
         require_dir(root, "%s dataset root" % fmt.info.name)
         self.samples: List[Sample] = fmt.list_samples(root, split, list_file)
         if not self.samples:
@@ -272,8 +275,16 @@ class SegmentationDataset(Dataset):
 
     def load(self, index: int, seed: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor, str]:
         sample = self.samples[index]
-        image, label = (self.format.load_pair(sample) if self.with_labels
-                        else self.format.load_image_only(sample))
+        if not self.with_labels:
+            image, label = self.format.load_image_only(sample)
+        elif self.label_fn is not None:
+            image, raw = read_image(sample.image), read_label(sample.label)
+            if raw.shape != image.shape[:2]:
+                raise DatasetError("image %s is %dx%d but its label %s is %dx%d: the pair does not match"
+                                   % (sample.image, image.shape[0], image.shape[1], sample.label, *raw.shape))
+            label = self.label_fn(raw)
+        else:
+            image, label = self.format.load_pair(sample)
         if self.mode == "train":
             rng = np.random.default_rng(seed) if seed is not None else self._process_rng()
             image, label = self.pipeline.train(image, label, self.crop_size, rng)

@@ -48,13 +48,26 @@ class IncrementalTaskError(ValueError):
     """An unknown task, a step out of range or a class range beyond the dataset (one line, with the fix)."""
 
 
+NUM_CLASSES = {"voc": 20, "ade": 150}      # class ids 1..N (0 = background)
+
+
 def task_steps(dataset: str, task: str) -> List[List[int]]:
+    """The class ranges of ``task``: DKD's named tasks, or any ``N-M`` (the first N classes, then M per
+    step; DKD's names follow the same rule)."""
     key = DATASET_KEYS.get(dataset)
     if key is None:
         raise IncrementalTaskError("class-incremental tasks exist for voc and ade20k, not %r" % dataset)
-    if task not in TASKS[key]:
-        raise IncrementalTaskError("unknown %s task %r; choose one of %s" % (key, task, ", ".join(TASKS[key])))
-    return TASKS[key][task]
+    if task in TASKS[key]:
+        return TASKS[key][task]
+    parts = str(task).split("-")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise IncrementalTaskError("unknown %s task %r; use N-M (first N classes, then M per step), e.g. %s"
+                                   % (key, task, ", ".join(TASKS[key])))
+    first, per_step = int(parts[0]), int(parts[1])
+    if first >= NUM_CLASSES[key]:
+        raise IncrementalTaskError("%s task %s: the base step's %d classes leave none of the dataset's %d classes "
+                                   "for later steps" % (key, task, first, NUM_CLASSES[key]))
+    return _ranges(range(1, first + 1), per_step, NUM_CLASSES[key])
 
 
 def parse_incremental(text: str) -> Tuple[str, str, str]:
@@ -77,6 +90,17 @@ def step_classes(dataset: str, task: str, step: int) -> Tuple[List[int], List[in
 
 def head_widths(dataset: str, task: str, step: int) -> List[int]:
     return [len(s) for s in task_steps(dataset, task)[:step + 1]]
+
+
+def incremental_classes(text: str, step: int, dataset_name: str) -> Tuple[int, List[int]]:
+    """(logit channels = 1 + seen classes, head widths) of ``--incremental`` at ``step``, checked
+    against the ``--dataset`` (the task's classes must exist in it)."""
+    dataset, task, _ = parse_incremental(text)
+    if DATASET_KEYS.get(dataset_name, dataset_name) != dataset:
+        raise IncrementalTaskError("--incremental %s is a task of %s, but --dataset is %s" % (text, dataset, dataset_name))
+    step_classes(dataset, task, step)
+    widths = head_widths(dataset, task, step)
+    return 1 + sum(widths), widths
 
 
 def keep_image(values: Sequence[int], new: Sequence[int], old: Sequence[int], split: str,
@@ -140,3 +164,57 @@ def sample_memory(candidates: List[list], old_classes: Sequence[int], mem_size: 
             break
     memory = [m for c in sorted(per_class) for m in per_class[c]]
     return memory, sorted(m[0] for m in memory)
+
+
+def framework_label(masked: np.ndarray) -> np.ndarray:
+    """Masked raw ids -> the framework's labels: ids stay, void (255) -> -1."""
+    out = masked.astype(np.int32)
+    out[out == VOID] = -1
+    return out
+
+
+def _label_values(path: str) -> np.ndarray:
+    from .base import read_label
+    return np.unique(read_label(path))
+
+
+def select_samples(samples, new: Sequence[int], old: Sequence[int], rule: str, setting: str,
+                   cache: Optional[str] = None) -> list:
+    """The samples a step keeps (cached as a list of image paths; a cache is trusted, as DKD's .npy)."""
+    import os
+    if cache and os.path.isfile(cache):
+        with open(cache) as handle:
+            wanted = {line.strip() for line in handle if line.strip()}
+        return [s for s in samples if s.image in wanted]
+    kept = [s for s in samples if keep_image(_label_values(s.label), new, old, rule, setting)]
+    if cache:
+        os.makedirs(os.path.dirname(cache) or ".", exist_ok=True)
+        tmp = cache + ".tmp%d" % os.getpid()
+        with open(tmp, "w") as handle:
+            handle.writelines(s.image + "\n" for s in kept)
+        os.replace(tmp, cache)
+    return kept
+
+
+def build_incremental_dataset(name: str, root: str, incremental: str, step: int, split: str, mode: str,
+                              cache_dir: Optional[str] = None, memory: Sequence[str] = (), **kwargs):
+    """The step's dataset: images selected by the protocol, labels masked; ``split`` train uses the
+    train rule, val the test rule (every seen class scored); ``memory`` adds exemplar image paths."""
+    from . import build_dataset
+    dataset, task, setting = parse_incremental(incremental)
+    new, old = step_classes(dataset, task, step)
+    rule = "train" if split == "train" else "test"
+    ds = build_dataset(name, root, split=split, mode=mode, **kwargs)
+    cache = None
+    if cache_dir:
+        import os
+        cache = os.path.join(cache_dir, "%s_%s_%s_%s_step%d.txt" % (dataset, setting, task, rule, step))
+    kept = select_samples(ds.samples, new, old, rule, setting, cache)
+    if not kept:
+        raise IncrementalTaskError("no %s image of %s shows a class of step %d of %s (classes %s): check the data "
+                                   "and the task" % (split, root, step, task, new))
+    extra = [s for s in ds.samples if s.image in set(memory)]
+    ds.samples = kept + extra
+    value = masking_value(dataset, rule if rule == "train" else "test")
+    ds.label_fn = lambda raw: framework_label(mask_label(raw, new, old, rule, value))
+    return ds

@@ -20,6 +20,8 @@ mmseg      ratio resize from ``img_scale``, cat-ratio  image rescaled to ``img_s
            (``mmseg_transforms.py``)
 cps        flip, scale {0.5..2}, RGB mean/std, crop,   full image, RGB mean/std; slide pads centred
            centred pad (``cps_transforms.py``; MGD)    (MGD / CPS evaluator)
+dkd        random resized crop (area 0.5..2), flip,    short side to the crop, centre crop (image and
+           RGB mean/std (``dkd_transforms.py``)        label), RGB mean/std
 =========  ==========================================  ============================================
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from .cps_transforms import CPS_MEAN_RGB, CPS_STD_RGB, cps_train_transform, cps_val_transform
+from .dkd_transforms import dkd_test_transform, dkd_train_transform
 from .mmseg_transforms import (MMSEG_MEAN_RGB, MMSEG_STD_RGB, Draws, mmseg_test_transform,
                                mmseg_train_transform)
 from .transforms import MEAN_BGR, train_transform, val_transform
@@ -105,23 +108,43 @@ class CpsPipeline(Pipeline):
         return cps_val_transform(image, label)
 
 
-PIPELINE_NAMES = ("cirkd", "mmseg", "cps")
+class DkdPipeline(Pipeline):
+    name = "dkd"
+    mean, std, rgb = CPS_MEAN_RGB, CPS_STD_RGB, True
+
+    def __init__(self, test_crop: int = 512) -> None:
+        self.test_crop = int(test_crop)
+
+    def train(self, image, label, crop_size, rng) -> Arrays:
+        return dkd_train_transform(image, label, crop_size, rng)
+
+    def val(self, image, label) -> Arrays:
+        return dkd_test_transform(image, label, self.test_crop)
 
 
-def build_pipeline(name: str = "cirkd", info=None, img_scale: Optional[Sequence[int]] = None) -> Pipeline:
-    """The pipeline ``name``; mmseg's ``img_scale`` (W, H) defaults to the dataset's (``info``)."""
-    if name in ("cirkd", "cps"):
-        if img_scale is not None:
-            raise ValueError("--img-scale belongs to --pipeline mmseg; the %s pipeline scales the image "
-                             "itself" % name)
-        return CirkdPipeline() if name == "cirkd" else CpsPipeline()
-    if name == "mmseg":
-        if img_scale is None:
-            if info is None:
-                raise ValueError("the mmseg pipeline needs an img_scale (W H) or the dataset's info")
-            img_scale = info.mmseg_img_scale
-        return MmsegPipeline(img_scale)
-    raise ValueError("unknown --pipeline %r; choose one of %s" % (name, ", ".join(PIPELINE_NAMES)))
+PIPELINE_NAMES = ("cirkd", "mmseg", "cps", "dkd")
 
 
-PIPELINES: Dict[str, type] = {"cirkd": CirkdPipeline, "mmseg": MmsegPipeline, "cps": CpsPipeline}
+def build_pipeline(name: str = "cirkd", info=None, img_scale: Optional[Sequence[int]] = None,
+                   crop_size: Optional[Sequence[int]] = None) -> Pipeline:
+    """The pipeline ``name``; mmseg's ``img_scale`` (W, H) defaults to the dataset's (``info``); DKD's
+    test crop is the training crop (``crop_size``, default the dataset's)."""
+    if name not in PIPELINE_NAMES:
+        raise ValueError("unknown --pipeline %r; choose one of %s" % (name, ", ".join(PIPELINE_NAMES)))
+    if name != "mmseg" and img_scale is not None:
+        raise ValueError("--img-scale belongs to --pipeline mmseg; the %s pipeline scales the image itself" % name)
+    if name == "cirkd":
+        return CirkdPipeline()
+    if name == "cps":
+        return CpsPipeline()
+    if name == "dkd":
+        crop = crop_size or (info.default_crop if info is not None else (512, 512))
+        return DkdPipeline(int(crop[0]))
+    if img_scale is None:
+        if info is None:
+            raise ValueError("the mmseg pipeline needs an img_scale (W H) or the dataset's info")
+        img_scale = info.mmseg_img_scale
+    return MmsegPipeline(img_scale)
+
+
+PIPELINES: Dict[str, type] = {"cirkd": CirkdPipeline, "mmseg": MmsegPipeline, "cps": CpsPipeline, "dkd": DkdPipeline}

@@ -41,6 +41,13 @@ def _pipeline_kwargs(args: argparse.Namespace) -> dict:
     return {"pipeline": getattr(args, "pipeline", "cirkd"), "img_scale": getattr(args, "img_scale", None)}
 
 
+def incremental_kwargs(args: argparse.Namespace) -> dict:
+    """Where a class-incremental run caches its per-step selections, and its exemplar memory."""
+    memory = list(getattr(args, "memory_list", None) or [])     # set by DKD-M's prepare_run
+    return {"cache_dir": os.path.join(os.path.dirname(os.path.abspath(args.save_dir)), "incremental_splits"),
+            "memory": memory}
+
+
 def stream_batch_size(args: argparse.Namespace, name: str) -> int:
     if name == "labeled":
         return args.batch_size
@@ -50,6 +57,12 @@ def stream_batch_size(args: argparse.Namespace, name: str) -> int:
 def build_stream_dataset(args: argparse.Namespace, name: str):
     root = dataset_root(args)
     try:
+        if name == "labeled" and getattr(args, "incremental", None):
+            from datasets.incremental import build_incremental_dataset
+            return build_incremental_dataset(args.dataset, root, args.incremental, args.step, args.train_split, "train",
+                                             crop_size=tuple(args.crop_size), list_file=args.train_list,
+                                             on_bad_sample=args.on_bad_sample, **_pipeline_kwargs(args),
+                                             **incremental_kwargs(args))
         if name == "labeled":
             return build_dataset(args.dataset, root, split=args.train_split, mode="train",
                                  crop_size=tuple(args.crop_size), ignore_index=args.ignore_index,
@@ -62,7 +75,7 @@ def build_stream_dataset(args: argparse.Namespace, name: str):
                                  crop_size=tuple(args.crop_size), ignore_index=args.ignore_index,
                                  list_file=args.unlabeled_list, on_bad_sample=args.on_bad_sample,
                                  with_labels=False, **_pipeline_kwargs(args))
-    except DatasetError as exc:
+    except (DatasetError, ValueError) as exc:
         raise BuildError(str(exc)) from exc
     raise BuildError("unknown batch stream %r declared by --kd-method %s (streams: labeled, unlabeled*)"
                      % (name, args.kd_method))
@@ -110,10 +123,17 @@ def build_train_streams(args: argparse.Namespace, names: Sequence[str], dist_inf
 
 def build_val_dataset(args: argparse.Namespace):
     try:
+        if getattr(args, "incremental", None):
+            from datasets.incremental import build_incremental_dataset
+            return build_incremental_dataset(args.dataset, dataset_root(args), args.incremental, args.step, args.val_split,
+                                             "val", crop_size=tuple(args.crop_size), list_file=args.val_list,
+                                             on_bad_sample=args.on_bad_sample, **_pipeline_kwargs(args),
+                                             cache_dir=incremental_kwargs(args)["cache_dir"])
         return build_dataset(args.dataset, dataset_root(args), split=args.val_split, mode="val",
                              ignore_index=args.ignore_index, list_file=args.val_list,
-                             on_bad_sample=args.on_bad_sample, **_pipeline_kwargs(args))
-    except DatasetError as exc:
+                             on_bad_sample=args.on_bad_sample, **_pipeline_kwargs(args),
+                             crop_size=tuple(args.crop_size))
+    except (DatasetError, ValueError) as exc:
         raise BuildError(str(exc)) from exc
 
 

@@ -48,7 +48,8 @@ def build_optimizer(args: argparse.Namespace, student: Optional[nn.Module],
     e.g. CPS's second branch: same lr multipliers and decay rules) and the method's other parameters."""
     groups: List[Dict] = []
     for net in ([student] if student is not None else []) + list(peers):
-        groups += param_groups(net, args.weight_decay, args.head_lr_mult, not args.no_decay_norm_bias)
+        groups += param_groups(net, args.weight_decay, args.head_lr_mult, not args.no_decay_norm_bias,
+                               getattr(args, "weight_decay_only", None) or ())
     in_peers = {id(p) for net in peers for p in net.parameters()}
     method_params = [p for p in method_params if p.requires_grad and id(p) not in in_peers]
     if method_params:

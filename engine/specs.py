@@ -42,6 +42,7 @@ class NetSpec:
     input_norm: str = ""              # filled from the built model's metadata
     align_corners: Optional[bool] = None
     aux_width: Optional[int] = None   # mmseg family: aux head channels (None: default / the checkpoint's)
+    classes: Optional[List[int]] = None   # incremental models: head widths per step (DKD)
 
     def describe(self) -> str:
         return "%s %s/%s (%d classes, aux %s, head %s, input %s, align_corners %s, weights %s)" % (
@@ -63,7 +64,8 @@ def _teacher_aux(flag: Optional[bool], backbone: str, checkpoint: Optional[str],
 def student_spec(args: argparse.Namespace) -> NetSpec:
     return NetSpec("student", args.student_model, args.student_backbone, args.num_classes,
                    path_or_none(args.student_pretrained), path_or_none(args.student_pretrained_base),
-                   args.student_head_width, bool(args.aux), aux_width=getattr(args, "student_aux_width", None))
+                   args.student_head_width, bool(args.aux), aux_width=getattr(args, "student_aux_width", None),
+                   classes=getattr(args, "head_widths", None))
 
 
 def teacher_specs(args: argparse.Namespace, count: int) -> List[NetSpec]:
@@ -78,12 +80,16 @@ def teacher_specs(args: argparse.Namespace, count: int) -> List[NetSpec]:
     second = NetSpec("teacher2", model2, backbone2, args.num_classes,
                      checkpoint2, None, args.teacher2_head_width, _teacher_aux(args.teacher2_aux, backbone2, checkpoint2,
                                                                                 model2))
+    widths = getattr(args, "head_widths", None)
+    if widths:        # the previous step's model: one head less
+        first.classes, first.num_classes = list(widths[:-1]), 1 + sum(widths[:-1])
     return [first, second][:count]
 
 
 def build_network(model: str, backbone: str, num_classes: int, aux: Optional[bool], pretrained: Optional[str],
                   pretrained_base: Optional[str] = None, head_width=None, role: str = "student",
-                  missing: Optional[MissingKeys] = None, aux_width: Optional[int] = None) -> nn.Module:
+                  missing: Optional[MissingKeys] = None, aux_width: Optional[int] = None,
+                  classes: Optional[List[int]] = None) -> nn.Module:
     pretrained = path_or_none(pretrained)
     pretrained_base = path_or_none(pretrained_base)
     for flag, path in (("pretrained", pretrained), ("pretrained-base", pretrained_base)):
@@ -98,7 +104,8 @@ def build_network(model: str, backbone: str, num_classes: int, aux: Optional[boo
                                       pretrained=pretrained, head_width=head_width,
                                       allow_missing=missing.patterns if missing else (),
                                       init_missing=missing.init if missing else None,
-                                      **({"aux_width": int(aux_width)} if aux_width else {}))
+                                      **({"aux_width": int(aux_width)} if aux_width else {}),
+                                      **({"classes": list(classes)} if classes else {}))
     except CheckpointError as exc:
         raise BuildError("%s: %s" % (role, str(exc).splitlines()[0])) from exc
     except (KeyError, ValueError) as exc:
@@ -118,7 +125,7 @@ def build_from_spec(spec: NetSpec, method_spec: Optional[MethodSpec], args: argp
     missing = method_spec.missing_keys_allowed(args, spec.role) if method_spec is not None else None
     net = build_network(spec.model, spec.backbone, spec.num_classes, spec.aux, spec.checkpoint,
                         spec.pretrained_base, spec.head_width, role=spec.role, missing=missing,
-                        aux_width=spec.aux_width)
+                        aux_width=spec.aux_width, classes=spec.classes)
     set_input_source(net, input_norm_of_args(args))
     meta = model_meta(net)
     spec.input_norm, spec.align_corners = meta.input_norm.name, meta.align_corners

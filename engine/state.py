@@ -17,7 +17,7 @@ from utils.checkpoint import (atomic_save, best_filename, find_resume, load_resu
                               resume_filename, rng_state, student_filename)
 from utils.distributed import is_dist
 
-IDENTITY_KEYS = ("kd_method", "student_model", "student_backbone", "dataset", "num_classes")
+IDENTITY_KEYS = ("kd_method", "student_model", "student_backbone", "dataset", "num_classes", "incremental", "step")
 SCHEDULE_KEYS = ("batch_size", "max_iterations")   # a change would silently bend the curve
 
 
@@ -96,7 +96,7 @@ def save_run_state(files: RunFiles, args, iteration: int, student, method, optim
         "scaler": scaler.state_dict() if scaler is not None else None,
         "best_score": best_score,   # by the evaluator's best_key (mIoU by default)
         "rng": rngs,
-        "identity": {k: getattr(args, k) for k in IDENTITY_KEYS},
+        "identity": {k: getattr(args, k, None) for k in IDENTITY_KEYS},
         "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, list, type(None)))},
     }
     atomic_save(state, files.resume)
@@ -108,7 +108,7 @@ def load_resume_into(path: str, args, student, method, optimizer, scaler) -> Tup
     saved = dict(state.get("args", {}))
     saved.update(state.get("identity", {}))
     keys = IDENTITY_KEYS + SCHEDULE_KEYS
-    diff = {k: (saved.get(k), getattr(args, k)) for k in keys if k in saved and saved[k] != getattr(args, k)}
+    diff = {k: (saved.get(k), getattr(args, k, None)) for k in keys if k in saved and saved[k] != getattr(args, k, None)}
     if diff and not getattr(args, "resume_override", False):
         raise ValueError("resume file %s was written with other settings (%s); use the same flags, another "
                          "--save-dir, or --resume-override to continue anyway"

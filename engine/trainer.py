@@ -136,6 +136,7 @@ class Trainer:
                              self.start_iteration, best_score)
         self.rng_to_restore = rng
         self._wrap_ddp()
+        self.method.prepare_run(self)
         self.train_loader = build_train_streams(args, self.spec.streams_needed(args), self.dist, self.start_iteration)
         self.val_loader = build_val_loader(args, self.dist)
         self.board = Board(args.log_dir, enabled=self.dist.is_main)

@@ -194,6 +194,10 @@ class DistillMethod(nn.Module, metaclass=abc.ABCMeta):
         return {}
 
     # ------------------------------------------------------------ run hooks
+    def prepare_run(self, run: Any) -> None:
+        """Once, after the networks are built and before the data streams (e.g. DKD-M's exemplar
+        memory, which the training set then includes)."""
+
     def before_train(self, run: Any) -> None:
         """Once, after everything is built (and resumed), before the first step."""
 

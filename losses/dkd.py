@@ -63,6 +63,9 @@ def dkd_loss(logit: Tensor, label: Tensor, n_old: int, n_new: int, pos_weight: f
     return out
 
 
+INFO_FILE = "incremental.json"     # task and step of a run folder (checked by the next step)
+
+
 @register("dkd")
 class DKD(DistillMethod):
     """One step of a class-incremental task (``--incremental DATASET:TASK:SETTING --step t``).
@@ -111,6 +114,60 @@ class DKD(DistillMethod):
         weights = {k: float(pick(getattr(args, "dkd_w_" + k, None), d))
                    for k, d in (("mbce", 1.0), ("kd", 5.0), ("dkd_pos", 5.0), ("dkd_neg", 5.0), ("ac", 1.0))}
         return cls(len(old), len(new), pick(getattr(args, "dkd_pos_weight", None), default_pos), weights)
+
+    @classmethod
+    def check_setup(cls, args: argparse.Namespace) -> None:
+        """Step t >= 1 starts from step t-1's checkpoint (teacher and initialisation) of the same task."""
+        import json
+        import os
+        if not getattr(args, "incremental", None):
+            raise ValueError("needs --incremental DATASET:TASK:SETTING (e.g. voc:15-1:overlap) and --step")
+        step = int(args.step)
+        if step == 0:
+            return
+        teacher = getattr(args, "teacher_pretrained", None)
+        if teacher in (None, "", "None"):
+            raise ValueError("step %d needs step %d's checkpoint: pass --teacher-pretrained and --student-pretrained "
+                             "<step %d folder>/<its final .pth> (the task script does)" % (step, step - 1, step - 1))
+        if getattr(args, "student_pretrained", None) in (None, "", "None"):
+            raise ValueError("step %d starts from step %d's weights: pass --student-pretrained %s" % (step, step - 1, teacher))
+        info = os.path.join(os.path.dirname(os.path.abspath(teacher)), INFO_FILE)
+        if os.path.isfile(info):
+            with open(info) as handle:
+                saved = json.load(handle)
+            if saved.get("incremental") != args.incremental or int(saved.get("step", -1)) != step - 1:
+                raise ValueError("%s is from %s step %s, not %s step %d: pass step %d's checkpoint of this task"
+                                 % (teacher, saved.get("incremental"), saved.get("step"), args.incremental, step - 1,
+                                    step - 1))
+
+    @classmethod
+    def build_evaluator(cls, args: argparse.Namespace, num_classes: int):
+        from datasets.incremental import parse_incremental, step_classes
+        from utils.evaluators import IncrementalEvaluator
+        dataset, task, _ = parse_incremental(args.incremental)
+        new, old = step_classes(dataset, task, int(args.step))
+        if not old:         # step 0: every seen class is "old" (DKD reports mIoU_all only)
+            return IncrementalEvaluator(num_classes, [0] + new, [])
+        return IncrementalEvaluator(num_classes, [0] + old, new)
+
+    def prepare_run(self, run) -> None:
+        """DKD-M: the exemplar memory of this step (before the data streams are built)."""
+        args = run.args
+        if int(getattr(args, "memory_size", 0) or 0) > 0 and int(args.step) > 0:
+            from .dkd_memory import build_memory
+            args.memory_list = build_memory(args, run.teachers[0] if run.teachers else None, run.device,
+                                            write=run.dist.is_main)
+
+    def before_train(self, run) -> None:
+        import json
+        import os
+        args = run.args
+        if run.dist.is_main:
+            os.makedirs(args.save_dir, exist_ok=True)
+            with open(os.path.join(args.save_dir, INFO_FILE), "w") as handle:
+                json.dump({"incremental": args.incremental, "step": int(args.step),
+                           "head_widths": list(getattr(args, "head_widths", []) or []),
+                           "memory_size": int(getattr(args, "memory_size", 0) or 0)}, handle, indent=1)
 
     def task_loss(self, ctx: StepContext) -> Dict[str, Tensor]:
         return {}      # the supervised term is mBCE, part of forward

@@ -24,12 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .backbones.resnet import BottleneckV1b
+from .backbones.resnet import BasicBlockV1b, BottleneckV1b
 from .cps.backbones import CPSResNet, NormLayer
 from .meta import IMAGENET_RGB, ModelMeta
 from .outputs import SegOutputs
 from .registry import register_model
 
+# torchvision layouts; DKD itself uses ResNet-101 (the smaller ones serve quick experiments and tests)
+BACKBONES = {"resnet101": (BottleneckV1b, (3, 4, 23, 3)), "resnet50": (BottleneckV1b, (3, 4, 6, 3)),
+             "resnet18": (BasicBlockV1b, (2, 2, 2, 2))}
 DKD_META = ModelMeta(input_norm=IMAGENET_RGB, align_corners=False, head_prefixes=("aspp.", "cls."),
                      classifier_keys=("cls.*",))
 
@@ -95,18 +98,20 @@ class DKDDeepLabV3(nn.Module):
     meta = DKD_META
     output_names = ("logits", "head_feat", "pos_logits", "neg_logits", "c4")
 
-    def __init__(self, classes: Sequence[int], norm_layer: NormLayer = nn.BatchNorm2d) -> None:
+    def __init__(self, classes: Sequence[int], norm_layer: NormLayer = nn.BatchNorm2d, backbone: str = "resnet101") -> None:
         super().__init__()
         self.classes: List[int] = [int(c) for c in classes]
-        self.backbone = CPSResNet(BottleneckV1b, (3, 4, 23, 3), norm_layer, deep_stem=False, layer4_dilations=(1, 2, 2))
-        self.aspp = DKDASPP(2048, 256, norm_layer=norm_layer)
+        block, layers = BACKBONES[backbone]
+        self.backbone = CPSResNet(block, layers, norm_layer, deep_stem=False, layer4_dilations=(1, 2, 2))
+        c4 = self.backbone.stage_channels[3]
+        self.aspp = DKDASPP(c4, 256, norm_layer=norm_layer)
         self.cls = nn.ModuleList([nn.Conv2d(256, c, 1, bias=True) for c in [1] + self.classes])
         for head in self.cls:
             nn.init.kaiming_normal_(head.weight)
         self.num_class = 1 + sum(self.classes)
         self.aux = False
         self.head_width = 256
-        self.out_channels: Dict[str, int] = {"logits": self.num_class, "head_feat": 256, "c4": 2048,
+        self.out_channels: Dict[str, int] = {"logits": self.num_class, "head_feat": 256, "c4": c4,
                                              "pos_logits": sum(self.classes), "neg_logits": sum(self.classes)}
 
     def init_novel_classifier(self) -> None:
@@ -128,15 +133,16 @@ def dkd_deeplabv3(backbone: str = "resnet101", num_class: Optional[int] = None, 
                   head_width: Optional[int] = None) -> DKDDeepLabV3:
     """``classes``: head widths per step; without it one head of ``num_class - 1`` classes. ``aux`` is
     accepted for the auxiliary head ``cls.0``, which every DKD model has (it is a logit channel)."""
-    if backbone != "resnet101":
-        raise ValueError("dkd_deeplabv3 is DKD's ResNet-101 DeepLabV3 (backbone resnet101), got %r" % (backbone,))
+    if backbone not in BACKBONES:
+        raise ValueError("dkd_deeplabv3 backbone must be one of %s (DKD: resnet101), got %r"
+                         % (" | ".join(BACKBONES), backbone))
     if head_width not in (None, 256):
         raise ValueError("dkd_deeplabv3 has a fixed 256-wide ASPP, got head_width=%r" % (head_width,))
     if classes is None:
         if not num_class or num_class < 2:
             raise ValueError("dkd_deeplabv3 needs classes=[per-step widths] or num_class >= 2 (1 aux + classes)")
         classes = [num_class - 1]
-    model = DKDDeepLabV3(classes, norm_layer)
+    model = DKDDeepLabV3(classes, norm_layer, backbone)
     if num_class is not None and num_class != model.num_class:
         raise ValueError("dkd_deeplabv3: num_class %d != 1 + sum(classes) = %d" % (num_class, model.num_class))
     return model

@@ -6,14 +6,16 @@ Public API:
         ``weight_decay``. Parameters under the model's ``meta.head_prefixes`` (``head.``,
         ``auxlayer.`` for the CIRKD family) get ``head_lr_mult`` (DKD: 10); with
         ``decay_norm_and_bias=False`` BatchNorm weights/biases and conv biases get no decay (MGD,
-        mmseg ``paramwise_cfg``). Frozen parameters (requires_grad False) are left out. Group
+        mmseg ``paramwise_cfg``); ``decay_only`` (fnmatch patterns) limits decay to those parameters
+        (DKD steps >= 1: the new head). Frozen parameters (requires_grad False) are left out. Group
         order is stable (backbone, head; decayed, not decayed) so a resume file's optimizer state fits.
     freeze_batchnorm(model)        BN layers in eval mode with their affine parameters frozen
                                    (DKD steps >= 1); call again after every ``model.train()``.
 """
 from __future__ import annotations
 
-from typing import Dict, List
+import fnmatch
+from typing import Dict, List, Sequence
 
 from torch import nn
 
@@ -33,10 +35,12 @@ def _no_decay_names(model: nn.Module) -> set:
 
 
 def param_groups(model: nn.Module, weight_decay: float, head_lr_mult: float = 1.0,
-                 decay_norm_and_bias: bool = True) -> List[Dict]:
+                 decay_norm_and_bias: bool = True, decay_only: Sequence[str] = ()) -> List[Dict]:
     model = unwrap(model)
     heads = model_meta(model).head_prefixes
     no_decay = set() if decay_norm_and_bias else _no_decay_names(model)
+    if decay_only:      # only these (fnmatch) get weight decay: DKD's new head at steps >= 1
+        no_decay |= {n for n, _ in model.named_parameters() if not any(fnmatch.fnmatchcase(n, p) for p in decay_only)}
     buckets: Dict[tuple, List[nn.Parameter]] = {}
     order = [("backbone", True), ("backbone", False), ("head", True), ("head", False)]
     for key in order:

@@ -16,6 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bpkd_recipes  # noqa: E402  (BPKD's tables: train_scripts/bpkd/)
 import mgd_recipes  # noqa: E402  (MGD's partitions: train_scripts/mgd/)
+import dkd_recipes  # noqa: E402  (DKD's incremental tasks: train_scripts/dkd/)
 
 DATASETS = {
     # name: (folder, crop, iterations, data root, teacher mIoU)
@@ -212,6 +213,7 @@ def main(out: Optional[str] = None) -> Dict[str, str]:
     written[os.path.join(out, "cityscapes", "maskd_tokens_stage1.sh")] = MASKD_STAGE1
     written.update(bpkd_recipes.scripts(out, LAUNCH))
     written.update(mgd_recipes.scripts(out, LAUNCH))
+    written.update(dkd_recipes.scripts(out, LAUNCH))
     for path, text in written.items():
         write(path, text)
     return written
