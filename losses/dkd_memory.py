@@ -50,7 +50,8 @@ def build_memory(args, teacher: Optional[torch.nn.Module], device: torch.device,
         if step >= 2 and teacher is not None:
             with torch.no_grad():
                 logits = teacher(image.unsqueeze(0).to(device)).logits.float().cpu()
-        candidates.append([sample.image, candidate_labels(label.unsqueeze(0), logits)[0]])
+        raw = torch.where(label < 0, torch.full_like(label, 255), label)   # void is 255 in DKD's label sets
+        candidates.append([sample.image, candidate_labels(raw.unsqueeze(0), logits)[0]])
     rng = np.random.default_rng(int(args.seed) + step)
     memory, names = sample_memory(candidates, old, int(args.memory_size), rng.permutation(len(candidates)).tolist(),
                                   rng.permutation(np.array(old)).tolist())

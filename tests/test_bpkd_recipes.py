@@ -16,9 +16,9 @@ from test_train_scripts import train_kd_argv
 
 SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "train_scripts", "bpkd", "*", "*.sh")))
 FAST = {"cityscapes/pspnet_r18_bpkd.sh", "cityscapes/hrnet_w18s_bpkd.sh", "cityscapes/deeplabv3plus_mbv2_bpkd.sh",
-        "cityscapes/isanet_r18_bpkd.sh", "ade20k/pspnet_r18_skd.sh", "ade20k/hrnet_w18s_cwd.sh",
+        "cityscapes/isanet_r18_bpkd.sh", "ade20k/pspnet_r18_skd.sh", "ade20k/isanet_r18_cwd.sh",
         "pascal_context/pspnet_r18_ifvd.sh", "pascal_context/deeplabv3plus_mbv2_cirkd.sh",
-        "pascal_context/hrnet_w18s_none.sh", "cityscapes/isanet_r101_teacher.sh"}
+        "pascal_context/hrnet_w18s_none.sh", "ade20k/pspnet_r101_teacher.sh"}
 FOLDER_TO_DATASET = {"cityscapes": "cityscapes", "ade20k": "ade20k", "pascal_context": "pascal_context"}
 
 

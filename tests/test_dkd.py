@@ -86,6 +86,7 @@ def step1_argv(voc, out, teacher, *extra):
                           "cls.2.*", "--lr", "0.001", "--save-dir", str(out)] + list(extra))
 
 
+@pytest.mark.slow      # ~30 s; resuming is exact for every method (tests/test_engine.py runs by default)
 def test_killed_step_resumes_to_the_same_weights(task_run, voc, tmp_path):
     teacher = str(task_run[0] / "step_0" / WEIGHTS)
     assert train(step1_argv(voc, tmp_path / "full", teacher, "--max-iterations", "4", "--skip-val")) == 0

@@ -88,7 +88,7 @@ def grads_for(method, student, teacher, labels, dtype, keep_mask):
 
 # Methods whose step runs networks on several streams (CPS's second branch, MGD's pseudo labels on
 # mixed images) cannot be fed fake outputs; MGD's loss terms are checked below, CPS's are plain CE.
-NETWORK_METHODS = {"cps", "mgd"}
+NETWORK_METHODS = {"cps", "mgd", "dkd"}     # dkd also needs --incremental: its loss is checked below
 METHODS = sorted(set(losses.available_methods()) - NETWORK_METHODS)
 
 
@@ -171,6 +171,33 @@ def test_mgd_float32_gradients_at_realistic_magnitudes():
                        lambda_1=0.001, lambda_2=100.0, ignore_index=-1,
                        **{k: v.to(dtype) for k, v in teacher.items()})
         grads[dtype] = dict(zip(leaves, torch.autograd.grad(out["student_total"], list(leaves.values()))))
+    largest = max(float(g.abs().max()) for g in grads[torch.float64].values())
+    for key, ref in grads[torch.float64].items():
+        error = float((grads[torch.float32][key].double() - ref).abs().max())
+        assert error <= 1e-4 * largest and error <= 1e-3 * float(ref.abs().max()), (key, error / largest)
+
+
+def test_dkd_float32_gradients_at_realistic_magnitudes():
+    """DKD's terms at VOC-like sizes: 2 x (1 + 16 + 1) x 128x128 logits (size ~5), parts at 32x32 (size ~20)."""
+    from losses.dkd import dkd_loss
+    generator = torch.Generator().manual_seed(0)
+
+    def rand(size, scale):
+        return torch.randn(*size, generator=generator, dtype=torch.float64) * scale
+
+    student = {"logit": rand((B, 18, 128, 128), 5.0), "pos": rand((B, 17, 32, 32), 20.0).abs(),
+               "neg": -rand((B, 17, 32, 32), 20.0).abs()}
+    teacher = {"logit_old": rand((B, 17, 128, 128), 5.0), "pos_old": rand((B, 16, 32, 32), 20.0).abs(),
+               "neg_old": -rand((B, 16, 32, 32), 20.0).abs()}
+    label = torch.randint(0, 18, (B, 128, 128), generator=generator)
+    label[label < 16] = 0
+    grads = {}
+    for dtype in (torch.float64, torch.float32):
+        leaves = {k: v.to(dtype).requires_grad_() for k, v in student.items()}
+        out = dkd_loss(leaves["logit"], label, 16, 1, 1.0, logit_old=teacher["logit_old"].to(dtype),
+                       pos=leaves["pos"], neg=leaves["neg"], pos_old=teacher["pos_old"].to(dtype),
+                       neg_old=teacher["neg_old"].to(dtype))
+        grads[dtype] = dict(zip(leaves, torch.autograd.grad(out["total"], list(leaves.values()))))
     largest = max(float(g.abs().max()) for g in grads[torch.float64].values())
     for key, ref in grads[torch.float64].items():
         error = float((grads[torch.float32][key].double() - ref).abs().max())

@@ -16,7 +16,8 @@ EXTRA = {"skd": NO_ADV, "ifvd": NO_ADV, "cwd": NO_ADV, "cirkd": SMALL_CIRKD, "kd
 BOOKKEEPING = {"task", "task_aux", "total", "lr"}
 TEACHER_FREE = {"tf_fd", "sad", "tf_kd", "tf_kd_reg", "none"}
 SPECIAL = {"maskd", "maskd_tokens", "tf_kd_self",   # need files made by another run: own tests below
-           "cps", "mgd"}                          # semi-supervised streams: tests/test_mgd.py
+           "cps", "mgd",                          # semi-supervised streams: tests/test_mgd.py
+           "dkd"}                                 # class-incremental steps: tests/test_dkd.py
 
 
 @pytest.fixture(scope="module")

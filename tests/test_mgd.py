@@ -70,6 +70,7 @@ def test_mgd_trains_from_two_teachers_and_resumes_exactly(semi, teachers, tmp_pa
         assert torch.equal(full[key], resumed[key]), key
 
 
+@pytest.mark.slow      # ~30 s: two torchrun workers (the engine's own DDP test runs by default)
 def test_mgd_two_processes_match_one(semi, teachers, tmp_path):
     """2 gloo processes x 1 image per stream == 1 process x 2 images: SyncBN in student AND train-mode
     teachers, the masks of the global batch split by rank, two student forwards before one backward."""

@@ -28,18 +28,22 @@ from ..backbones.resnet import BasicBlockV1b, BottleneckV1b
 NormLayer = Callable[[int], nn.Module]
 
 
+def _nostride_dilate(block: nn.Module, dilation: int) -> None:
+    """furnace ``_nostride_dilate``: no stride-2 conv in ``block``, every 3x3 conv dilated (padding too)."""
+    for module in block.modules():
+        if isinstance(module, nn.Conv2d):
+            if module.stride == (2, 2):
+                module.stride = (1, 1)
+            if module.kernel_size == (3, 3):
+                module.dilation = (dilation, dilation)
+                module.padding = (dilation, dilation)
+
+
 def _multi_grid(layer: nn.Sequential, dilations: Sequence[int]) -> None:
-    """No stride in ``layer``; every 3x3 conv of block k gets dilation = padding = ``dilations[k]``
-    (furnace ``_nostride_dilate``: 2, 4, 8; torchvision's replace_stride_with_dilation: 1, 2, 2)."""
+    """Block k of ``layer`` without stride, dilated ``dilations[k]`` (furnace: 2, 4, 8;
+    torchvision's replace_stride_with_dilation: 1, 2, 2)."""
     for index, block in enumerate(layer):
-        dilation = int(dilations[min(index, len(dilations) - 1)])
-        for module in block.modules():
-            if isinstance(module, nn.Conv2d):
-                if module.stride == (2, 2):
-                    module.stride = (1, 1)
-                if module.kernel_size == (3, 3):
-                    module.dilation = (dilation, dilation)
-                    module.padding = (dilation, dilation)
+        _nostride_dilate(block, int(dilations[min(index, len(dilations) - 1)]))
 
 
 class CPSResNet(nn.Module):
@@ -142,13 +146,7 @@ class CPSMobileNetV2(nn.Module):
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 1000))   # built, never used (official)
         dilated = [(15, 2), (16, 4), (17, 8)] if output_stride == 32 else [(14, 2), (15, 2), (16, 4), (17, 8)]
         for index, dilation in dilated:
-            for module in self.features[index].modules():
-                if isinstance(module, nn.Conv2d):
-                    if module.stride == (2, 2):
-                        module.stride = (1, 1)
-                    if module.kernel_size == (3, 3):
-                        module.dilation = (dilation, dilation)
-                        module.padding = (dilation, dilation)
+            _nostride_dilate(self.features[index], dilation)
         self.stage_channels: Tuple[int, ...] = (24, 32, 96, 320)
         self.output_stride = output_stride
 
