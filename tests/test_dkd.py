@@ -151,3 +151,18 @@ def test_incremental_splits_tool_prints_the_counts(voc, tmp_path):
     assert code == 1, err          # synthetic data: the counts differ from the official files
     assert "step 5: classes 20-20" in out and "(official 548, DIFFERS)" in out
     assert len(list((tmp_path / "cache").glob("voc_overlap_15-1_train_step*.txt"))) == 6
+
+
+def test_a_task_script_runs_end_to_end_shrunk(voc, tmp_path):
+    """train_scripts/dkd/voc/overlap_15-5_dkd.sh on synthetic VOC (classes 2, 6, 7, 14, 15 | 19), shrunk."""
+    import subprocess
+    import sys
+    env = dict(os.environ, OUT=str(tmp_path / "task"), DATA=voc, BACKBONE="resnet18", LAUNCHER="python", NPROC="1",
+               PYTHON=sys.executable, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    extra = ["--max-iterations", "2", "--crop-size", "40", "40", "--batch-size", "2", "--workers", "0", "--no-progress"]
+    proc = subprocess.run(["bash", os.path.join(ROOT, "train_scripts", "dkd", "voc", "overlap_15-5_dkd.sh")] + extra,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for step in (0, 1):
+        assert (tmp_path / "task" / ("step_%d" % step) / "done").is_file()
+    assert "hIoU" in json.load(open(tmp_path / "task" / "step_1" / "results.json"))["last"]
