@@ -85,9 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--crop-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="training crop (default: the dataset's CIRKD crop)")
     g.add_argument("--pipeline", choices=list(PIPELINE_NAMES), default="cirkd",
-                   help="data pipeline: CIRKD's (scale 0.5-2, BGR minus mean) or mmseg 0.26's (ratio resize from "
+                   help="data pipeline: CIRKD's (scale 0.5-2, BGR minus mean), mmseg 0.26's (ratio resize from "
                         "--img-scale, category-balanced crop, photometric distortion, RGB mean/std; test images "
-                        "rescaled to --img-scale); every network adapts the tensor to its own normalisation")
+                        "rescaled to --img-scale), cps (MGD/CPS) or dkd (random resized crop; test: short side to the "
+                        "crop + centre crop); every network adapts the tensor to its own normalisation")
     g.add_argument("--img-scale", type=int, nargs=2, default=None, metavar=("W", "H"),
                    help="mmseg pipeline: img_scale (default: the dataset's mmseg value, e.g. 2048 1024 Cityscapes)")
     g.add_argument("--ignore-label", "--ignore-index", dest="ignore_label", type=int, default=-1,
