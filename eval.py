@@ -138,6 +138,8 @@ def run(args) -> int:
         raise BuildError("dataset root %s does not exist; pass --data DIR (see data/README.md)" % root)
     if not os.path.isfile(args.pretrained):
         raise BuildError("--pretrained %s does not exist" % args.pretrained)
+    from engine.preflight import check_weight_file
+    check_weight_file(args.pretrained, "--pretrained")     # a text file is one clear line, not an unpickling error
     num_classes, classes, evaluator = info.num_classes, None, None
     if args.incremental:
         from datasets.incremental import incremental_classes, parse_incremental, step_classes
