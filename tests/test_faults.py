@@ -223,6 +223,8 @@ def test_text_file_as_checkpoint_names_the_file(data, tmp_path):
     code, _, err = run_cli("train_kd.py", run_args(data, tmp_path / "run", "--kd-method", "kd", "--teacher-backbone",
                                                    "resnet18", "--teacher-pretrained", str(bad)))
     one_line(code, err, "teacher.pth", "not a PyTorch weight file", "6 bytes")
+    code, _, err = run_cli("eval.py", ["--pretrained", str(bad), "--data", data, "--save-dir", str(tmp_path / "eval")])
+    one_line(code, err, "teacher.pth", "not a PyTorch weight file", "6 bytes")
 
 
 def test_afdcd_crop_too_small_fails_at_start_up(data, tmp_path):
