@@ -22,16 +22,11 @@ from typing import Sequence, Tuple
 import cv2
 import numpy as np
 
-from .transforms import IGNORE_INDEX, to_chw
+from .transforms import IGNORE_INDEX, IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, normalize_rgb, to_chw
 
 CPS_SCALES = (0.5, 0.75, 1.0, 1.5, 1.75, 2.0)
-CPS_MEAN_RGB = (123.675, 116.28, 103.53)     # 255 x (0.485, 0.456, 0.406)
-CPS_STD_RGB = (58.395, 57.12, 57.375)        # 255 x (0.229, 0.224, 0.225)
-
-
-def normalize_rgb(image_bgr: np.ndarray) -> np.ndarray:
-    rgb = image_bgr[:, :, ::-1].astype(np.float32)
-    return (rgb - np.float32(CPS_MEAN_RGB)) / np.float32(CPS_STD_RGB)
+# 255 x (0.485, 0.456, 0.406) and 255 x (0.229, 0.224, 0.225): the ImageNet values of transforms.py
+CPS_MEAN_RGB, CPS_STD_RGB = IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 
 
 def centred_pad(array: np.ndarray, size_hw: Sequence[int], value: float) -> np.ndarray:

@@ -15,8 +15,7 @@ from typing import Sequence, Tuple
 import cv2
 import numpy as np
 
-from .cps_transforms import normalize_rgb
-from .transforms import to_chw
+from .transforms import normalize_rgb, to_chw
 
 SCALE = (0.5, 2.0)
 RATIO = (3.0 / 4.0, 4.0 / 3.0)

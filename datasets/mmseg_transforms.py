@@ -34,10 +34,9 @@ from typing import Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from .transforms import IGNORE_INDEX, to_chw
+from .transforms import IGNORE_INDEX, IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, normalize_rgb, pad_to_crop, to_chw
 
-MMSEG_MEAN_RGB = (123.675, 116.28, 103.53)
-MMSEG_STD_RGB = (58.395, 57.12, 57.375)
+MMSEG_MEAN_RGB, MMSEG_STD_RGB = IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 RATIO_RANGE = (0.5, 2.0)
 CAT_MAX_RATIO = 0.75
 CROP_RETRIES = 10
@@ -134,11 +133,6 @@ def photometric_distortion(image: np.ndarray, draws: Draws) -> np.ndarray:
     return image
 
 
-def normalize_rgb(image_bgr: np.ndarray) -> np.ndarray:
-    rgb = image_bgr[:, :, ::-1].astype(np.float32)
-    return (rgb - np.float32(MMSEG_MEAN_RGB)) / np.float32(MMSEG_STD_RGB)
-
-
 def mmseg_train_transform(image: np.ndarray, label: np.ndarray, crop_size: Sequence[int],
                           img_scale_wh: Sequence[int], draws: Draws) -> Tuple[np.ndarray, np.ndarray]:
     """uint8 BGR image + int label (-1 ignore) -> (3, crop_h, crop_w) float32 RGB, int64 label."""
@@ -150,11 +144,7 @@ def mmseg_train_transform(image: np.ndarray, label: np.ndarray, crop_size: Seque
     if draws.random() < 0.5:
         image, label = image[:, ::-1], label[:, ::-1]
     image = normalize_rgb(photometric_distortion(np.ascontiguousarray(image), draws))
-    pad_h = max(int(crop_size[0]) - label.shape[0], 0)
-    pad_w = max(int(crop_size[1]) - label.shape[1], 0)
-    if pad_h or pad_w:
-        image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), constant_values=0.0)
-        label = np.pad(label, ((0, pad_h), (0, pad_w)), constant_values=IGNORE_INDEX)
+    image, label = pad_to_crop(image, label, crop_size)
     return to_chw(image), np.ascontiguousarray(label, dtype=np.int64)
 
 

@@ -26,6 +26,7 @@ dkd        random resized crop (area 0.5..2), flip,    short side to the crop, c
 """
 from __future__ import annotations
 
+import abc
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -39,19 +40,21 @@ from .transforms import MEAN_BGR, train_transform, val_transform
 Arrays = Tuple[np.ndarray, np.ndarray]
 
 
-class Pipeline:
+class Pipeline(abc.ABC):
     name = ""
     mean: Tuple[float, float, float] = (0.0, 0.0, 0.0)   # in the channel order of ``rgb``
     std: Tuple[float, float, float] = (1.0, 1.0, 1.0)
     rgb = False
     slide_pad = "corner"    # slide inference: pad a small image bottom/right (CIRKD), not at all (mmseg) or centred (CPS)
 
+    @abc.abstractmethod
     def train(self, image: np.ndarray, label: np.ndarray, crop_size: Sequence[int],
               rng: np.random.Generator) -> Arrays:
-        raise NotImplementedError
+        """A training sample: the augmented image (3, H, W) float32 and label (H, W) int64."""
 
+    @abc.abstractmethod
     def val(self, image: np.ndarray, label: np.ndarray) -> Arrays:
-        raise NotImplementedError
+        """A validation sample (the label may keep the original size, see the table above)."""
 
     def to_rgb_uint8(self, image_chw: np.ndarray) -> np.ndarray:
         """A network input (3, H, W) back to a picture (H, W, 3) uint8 RGB."""

@@ -47,6 +47,17 @@ def normalize(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) - MEAN_BGR
 
 
+# RGB ImageNet mean / std in pixel units: mmseg's Normalize and CPS / MGD's x/255 normalisation alike
+IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
+IMAGENET_STD_RGB = (58.395, 57.12, 57.375)
+
+
+def normalize_rgb(image_bgr: np.ndarray) -> np.ndarray:
+    """uint8 BGR -> float32 RGB ``(x - mean) / std`` (the mmseg, CPS and DKD pipelines)."""
+    rgb = image_bgr[:, :, ::-1].astype(np.float32)
+    return (rgb - np.float32(IMAGENET_MEAN_RGB)) / np.float32(IMAGENET_STD_RGB)
+
+
 def pad_to_crop(image: np.ndarray, label: np.ndarray, crop_size: Sequence[int]
                 ) -> Tuple[np.ndarray, np.ndarray]:
     """Pad bottom/right so both sides reach the crop; image with 0, label with -1."""

@@ -28,14 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import DistillMethod, StepContext, StreamBatch, add_flag, pick
-from .cutmix import mix, step_masks
+from .cutmix import StepMasks, mix
 from .registry import register
-
-
-def _rank_world():
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def build_peer(args: argparse.Namespace) -> torch.nn.Module:
@@ -65,8 +59,7 @@ class CPS(DistillMethod):
             raise ValueError("--cps-weight must be >= 0, got %g" % cps_weight)
         self.branch2 = peer
         self.cps_weight = float(cps_weight)
-        self.seed = int(seed)
-        self._micro = (0, 0)
+        self.masks = StepMasks(seed)
 
     @classmethod
     def add_args(cls, parser: argparse.ArgumentParser) -> None:
@@ -79,10 +72,7 @@ class CPS(DistillMethod):
 
     def forward_networks(self, nets, batch: Dict[str, StreamBatch], iteration: int) -> StepContext:
         labeled, u0, u1 = batch["labeled"].images, batch["unlabeled"].images, batch["unlabeled2"].images
-        micro = self._micro[1] + 1 if self._micro[0] == iteration else 0
-        self._micro = (iteration, micro)
-        rank, world = _rank_world()
-        mask = step_masks(u0.shape[0], u0.shape[-2:], self.seed, iteration, micro, rank, world).to(u0.device)
+        mask = self.masks(u0.shape[0], u0.shape[-2:], iteration).to(u0.device)
         with torch.no_grad():
             label_1 = self._pseudo(nets.student(u0).logits, nets.student(u1).logits, mask)
         mixed = mix(u0, u1, mask)

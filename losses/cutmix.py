@@ -69,6 +69,24 @@ def step_masks(n_local: int, hw: Sequence[int], seed: int, iteration: int, micro
     return box_mask(n_local, hw, {k: v[rows] for k, v in draws.items()}, n_boxes)
 
 
+class StepMasks:
+    """The masks of each (micro-)step of a run: ``masks(n_local, hw, iteration)``; calls within one
+    iteration are its micro-batches (``--accum-steps``), each with its own draws."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+        self._last = (0, -1)         # (iteration, micro-batch index) of the previous call
+
+    def __call__(self, n_local: int, hw: Sequence[int], iteration: int) -> Tensor:
+        micro = self._last[1] + 1 if self._last[0] == iteration else 0
+        self._last = (iteration, micro)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        else:
+            rank, world = 0, 1
+        return step_masks(n_local, hw, self.seed, iteration, micro, rank, world)
+
+
 def mix(first: Tensor, second: Tensor, mask: Tensor) -> Tensor:
     """``first * (1 - M) + second * M`` (M = 1 takes ``second``)."""
     mask = mask.to(device=first.device, dtype=first.dtype)

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import ChannelInfo, DistillMethod, StepContext, StreamBatch, add_flag, pick
-from .cutmix import mix, step_masks
+from .cutmix import StepMasks, mix
 from .registry import register
 from .task import OhemCrossEntropyLoss
 
@@ -117,12 +117,6 @@ def ohem_criterion(ignore_index: int, thresh: float, min_kept: int) -> Callable[
     return OhemCrossEntropyLoss(ignore_index, thresh, min_kept)
 
 
-def _dist_rank_world():
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 @register("mgd")
 class MGD(DistillMethod):
     name = "mgd"
@@ -143,9 +137,8 @@ class MGD(DistillMethod):
         self.teacher_bn = teacher_bn
         self.content_eps = float(content_eps)
         self.official_total = bool(official_total)
-        self.seed = int(seed)
         self.pool = int(pool)
-        self._micro = (0, 0)     # (iteration, micro-batch index) for the mask draws
+        self.masks = StepMasks(seed)
 
     @classmethod
     def add_args(cls, parser: argparse.ArgumentParser) -> None:
@@ -181,12 +174,6 @@ class MGD(DistillMethod):
         return cls.from_args(args, student_info, teacher_infos[0] if teacher_infos else None)
 
     # ------------------------------------------------------------------ one step
-    def _masks(self, n: int, hw, iteration: int) -> Tensor:
-        micro = self._micro[1] + 1 if self._micro[0] == iteration else 0
-        self._micro = (iteration, micro)
-        rank, world = _dist_rank_world()
-        return step_masks(n, hw, self.seed, iteration, micro, rank, world)
-
     def forward_networks(self, nets, batch: Dict[str, StreamBatch], iteration: int) -> StepContext:
         labeled, u0, u1 = batch["labeled"].images, batch["unlabeled"].images, batch["unlabeled2"].images
         if u0.shape != u1.shape:
@@ -194,7 +181,7 @@ class MGD(DistillMethod):
                              % (tuple(u0.shape), tuple(u1.shape)))
         for teacher in nets.teachers:
             teacher.train(self.teacher_bn == "train")
-        mask = self._masks(u0.shape[0], u0.shape[-2:], iteration).to(u0.device)
+        mask = self.masks(u0.shape[0], u0.shape[-2:], iteration).to(u0.device)
         mixed = mix(u0, u1, mask)
         td, tw = 0, 1
         extra = {"mask": mask,
