@@ -23,7 +23,7 @@ from .camvid import CamVid
 from .cityscapes import Cityscapes
 from .coco_stuff import CocoStuff164k, CocoStuff171
 from .pascal_context import PascalContext59
-from .pipelines import PIPELINE_NAMES, Pipeline, build_pipeline
+from .pipelines import PIPELINE_NAMES, Pipeline, build_pipeline, pipeline_of
 from .sampler import IterationSampler, collate
 from .voc import PascalVOC
 
@@ -84,6 +84,6 @@ def build_dataset(name: str, root: str, split: str = "train", mode: str = "train
                                pipeline=build_pipeline(pipeline, fmt.info, img_scale, crop_size))
 
 
-__all__ = ["PIPELINE_NAMES", "Pipeline", "build_pipeline", "IGNORE_INDEX", "DATASET_INFO", "DATASET_NAMES", "DatasetError", "DatasetFormat", "DatasetInfo", "data_error_line",
+__all__ = ["PIPELINE_NAMES", "Pipeline", "build_pipeline", "pipeline_of", "IGNORE_INDEX", "DATASET_INFO", "DATASET_NAMES", "DatasetError", "DatasetFormat", "DatasetInfo", "data_error_line",
            "Sample", "SegmentationDataset", "IterationSampler", "collate", "build_dataset", "canonical_name",
            "get_dataset_info", "get_format", "normalize_ignore_index"]

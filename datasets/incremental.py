@@ -166,6 +166,12 @@ def sample_memory(candidates: List[list], old_classes: Sequence[int], mem_size: 
     return memory, sorted(m[0] for m in memory)
 
 
+def split_cache_dir(save_dir: str) -> str:
+    """Where the runs of one task (``<out>/step_t``) share their per-step selections."""
+    import os
+    return os.path.join(os.path.dirname(os.path.abspath(save_dir)), "incremental_splits")
+
+
 def framework_label(masked: np.ndarray) -> np.ndarray:
     """Masked raw ids -> the framework's labels: ids stay, void (255) -> -1."""
     out = masked.astype(np.int32)

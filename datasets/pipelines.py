@@ -150,4 +150,12 @@ def build_pipeline(name: str = "cirkd", info=None, img_scale: Optional[Sequence[
     return MmsegPipeline(img_scale)
 
 
+def pipeline_of(args) -> Pipeline:
+    """The pipeline a run's flags choose (``--pipeline``, ``--img-scale``, ``--crop-size``, ``--dataset``)."""
+    from . import get_dataset_info
+    crop = getattr(args, "crop_size", None)
+    return build_pipeline(getattr(args, "pipeline", "cirkd"), get_dataset_info(args.dataset),
+                          getattr(args, "img_scale", None), tuple(crop) if crop else None)
+
+
 PIPELINES: Dict[str, type] = {"cirkd": CirkdPipeline, "mmseg": MmsegPipeline, "cps": CpsPipeline, "dkd": DkdPipeline}

@@ -18,7 +18,7 @@ from typing import Dict, Iterator, Optional, Sequence
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from datasets import DatasetError, IterationSampler, Pipeline, build_dataset, build_pipeline, collate, get_dataset_info
+from datasets import DatasetError, IterationSampler, Pipeline, build_dataset, collate, get_dataset_info, pipeline_of
 from engine.specs import BuildError
 from losses import StreamBatch
 from utils.distributed import DistInfo
@@ -33,8 +33,7 @@ def dataset_root(args: argparse.Namespace) -> str:
 
 
 def data_pipeline(args: argparse.Namespace) -> Pipeline:
-    return build_pipeline(getattr(args, "pipeline", "cirkd"), get_dataset_info(args.dataset),
-                          getattr(args, "img_scale", None))
+    return pipeline_of(args)
 
 
 def _pipeline_kwargs(args: argparse.Namespace) -> dict:
@@ -44,7 +43,8 @@ def _pipeline_kwargs(args: argparse.Namespace) -> dict:
 def incremental_kwargs(args: argparse.Namespace) -> dict:
     """Where a class-incremental run caches its per-step selections, and its exemplar memory."""
     memory = list(getattr(args, "memory_list", None) or [])     # set by DKD-M's prepare_run
-    return {"cache_dir": os.path.join(os.path.dirname(os.path.abspath(args.save_dir)), "incremental_splits"),
+    from datasets.incremental import split_cache_dir
+    return {"cache_dir": split_cache_dir(args.save_dir),
             "memory": memory}
 
 

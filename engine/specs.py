@@ -116,8 +116,8 @@ def input_norm_of_args(args: argparse.Namespace):
     """The normalisation of the tensors ``--pipeline`` produces."""
     if getattr(args, "pipeline", "cirkd") == "cirkd":
         return PIPELINE_NORM
-    from datasets import build_pipeline, get_dataset_info
-    return pipeline_norm(build_pipeline(args.pipeline, get_dataset_info(args.dataset), getattr(args, "img_scale", None)))
+    from datasets import pipeline_of
+    return pipeline_norm(pipeline_of(args))
 
 
 def build_from_spec(spec: NetSpec, method_spec: Optional[MethodSpec], args: argparse.Namespace) -> nn.Module:

@@ -34,16 +34,14 @@ from .registry import register
 
 def build_peer(args: argparse.Namespace) -> torch.nn.Module:
     """A second network of the student's architecture that accepts the pipeline's tensors."""
-    from datasets import build_pipeline, get_dataset_info
+    from datasets import pipeline_of
     from models import get_segmentation_model
     from models.meta import pipeline_norm, set_input_source
     base = getattr(args, "student_pretrained_base", None)
     net = get_segmentation_model(args.student_model, args.student_backbone, num_class=args.num_classes,
                                  aux=bool(getattr(args, "aux", False)),
                                  pretrained_base=None if base in (None, "", "None") else base)
-    pipeline = build_pipeline(getattr(args, "pipeline", "cirkd"), get_dataset_info(args.dataset),
-                              getattr(args, "img_scale", None))
-    set_input_source(net, pipeline_norm(pipeline))
+    set_input_source(net, pipeline_norm(pipeline_of(args)))
     return net
 
 

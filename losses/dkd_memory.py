@@ -23,7 +23,7 @@ import torch
 def build_memory(args, teacher: Optional[torch.nn.Module], device: torch.device, write: bool = True) -> List[str]:
     from datasets import get_dataset_info
     from datasets.incremental import (build_incremental_dataset, candidate_labels, parse_incremental, sample_memory,
-                                      step_classes)
+                                      split_cache_dir, step_classes)
     dataset, task, _ = parse_incremental(args.incremental)
     step = int(args.step)
     _, old = step_classes(dataset, task, step)
@@ -39,10 +39,10 @@ def build_memory(args, teacher: Optional[torch.nn.Module], device: torch.device,
             saved = json.load(handle)
         previous = saved["step_%d" % (step - 1)]["memory_candidates"]
     root = args.data or get_dataset_info(args.dataset).default_root
-    cache_dir = os.path.join(os.path.dirname(os.path.abspath(args.save_dir)), "incremental_splits")  # as engine/data.py
     prev = build_incremental_dataset(args.dataset, root, args.incremental, step - 1, args.train_split, "val",
                                      crop_size=tuple(args.crop_size), list_file=args.train_list,
-                                     pipeline=args.pipeline, img_scale=args.img_scale, cache_dir=cache_dir)
+                                     pipeline=args.pipeline, img_scale=args.img_scale,
+                                     cache_dir=split_cache_dir(args.save_dir))
     candidates = list(previous)
     for index, sample in enumerate(prev.samples):
         image, label, _ = prev[index]
