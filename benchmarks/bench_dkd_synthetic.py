@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from typing import Dict, List
@@ -25,24 +24,10 @@ from typing import Dict, List
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+from benchmarks.runs import last_scores, train  # noqa: E402
 TASK = "voc:14-6:overlap"
 WEIGHTS = "kd_dkd_deeplabv3_resnet18_voc.pth"
 
-
-def run(argv: List[str], log: str) -> None:
-    save = argv[argv.index("--save-dir") + 1]
-    if os.path.isdir(save) and any(f.endswith("_resume.pth") for f in os.listdir(save)):
-        argv = argv + ["--resume", "auto"]
-    with open(log, "w") as handle:
-        code = subprocess.call([sys.executable, os.path.join(ROOT, "train_kd.py")] + argv, cwd=ROOT,
-                               env=dict(os.environ, PYTHONPATH=ROOT), stdout=handle, stderr=subprocess.STDOUT)
-    if code:
-        raise SystemExit("a run failed (exit %d); see %s" % (code, log))
-
-
-def last(save_dir: str) -> Dict[str, float]:
-    with open(os.path.join(save_dir, "results.json")) as handle:
-        return json.load(handle)["last"]
 
 
 def main(argv=None) -> int:
@@ -70,10 +55,10 @@ def main(argv=None) -> int:
               "--log-iter", "20", "--nesterov", "--head-lr-mult", "10", "--check-data", "off"]
     base = os.path.join(args.out, "step_0")
     if not os.path.isfile(os.path.join(base, "results.json")):
-        run(common + ["--step", "0", "--max-iterations", str(args.base_iterations), "--lr", str(args.lr[0]),
+        train(common + ["--step", "0", "--max-iterations", str(args.base_iterations), "--lr", str(args.lr[0]),
                       "--val-per-iters", str(args.base_iterations), "--seed", "100", "--save-dir", base],
             os.path.join(args.out, "step_0.log"))
-    print("step 0: mIoU_all %.2f" % (100 * last(base)["mIoU_all"]), flush=True)
+    print("step 0: mIoU_all %.2f" % (100 * last_scores(base)["mIoU_all"]), flush=True)
     teacher = os.path.join(base, WEIGHTS)
     step1 = common + ["--step", "1", "--max-iterations", str(args.step_iterations), "--lr", str(args.lr[1]),
                       "--val-per-iters", str(args.step_iterations), "--teacher-model", "dkd_deeplabv3",
@@ -85,8 +70,8 @@ def main(argv=None) -> int:
         for name, extra in (("fine-tuning", no_kd), ("DKD", [])):
             save = os.path.join(args.out, "%s_seed%d" % ("ft" if extra else "dkd", seed))
             if not os.path.isfile(os.path.join(save, "results.json")):
-                run(step1 + extra + ["--seed", str(seed), "--save-dir", save], save + ".log")
-            figures = last(save)
+                train(step1 + extra + ["--seed", str(seed), "--save-dir", save], save + ".log")
+            figures = last_scores(save)
             for key in ("mIoU_old", "mIoU_new", "mIoU_all", "hIoU"):
                 table[name].setdefault(key, []).append(100 * figures[key])
             print("seed %d %-11s old %.2f new %.2f all %.2f hIoU %.2f" % ((seed, name) + tuple(

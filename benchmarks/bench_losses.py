@@ -3,6 +3,7 @@
     python benchmarks/bench_losses.py                       # every registered method, CPU, 512x1024
     python benchmarks/bench_losses.py --methods kd,af_dcd --device cuda --repeat 20 --markdown
     python benchmarks/bench_losses.py --method-args "--teacher-backbone resnet50"
+    python benchmarks/bench_losses.py --compare-naive --size full     # optimised vs direct forms
 
 For every ``--kd-method`` (``losses.available_methods()`` minus ``none``; ``a+b`` combinations are
 accepted too) the method is built exactly as ``train_kd.py`` builds it (``train_kd.parse_args`` then
@@ -25,6 +26,11 @@ launching process and would hide a child smaller than its parent; ru_maxrss is t
 Methods that need a file get one made on the fly (``maskd``: a token file exported by a freshly
 built ``maskd_tokens``); ``tf_kd_self`` gets the student's architecture as its teacher. A method
 that cannot be built or run gives a row ``skipped: <reason>`` instead of stopping the benchmark.
+
+``--compare-naive``: each optimised loss (Af-DCD's folded projector, CIRKD's chunked mini-batch and
+memory terms, each CIRKD term alone) next to the direct formulation kept in ``tests/naive_losses.py``
+on the same inputs and draws: time, peak memory, FLOPs (torch's FlopCounterMode, fwd + bwd) and the
+ratios optimised / direct, plus the largest relative difference of the loss values.
 """
 from __future__ import annotations
 
@@ -48,6 +54,13 @@ from benchmarks.loss_cost import (Geometry, channel_info, network_geometries, pa
                                   run_spec)
 
 RESULT_PREFIX = "BENCH_RESULT "
+SIZES = {"full": [512, 1024], "half": [256, 512], "quarter": [128, 256]}
+# --compare-naive rows: (label, method, extra flags isolating the term)
+NAIVE_ROWS = [
+    ("af_dcd", "af_dcd", []),
+    ("cirkd mini-batch term", "cirkd", ["--lambda-kd", "0", "--lambda-memory-pixel", "0", "--lambda-memory-region", "0"]),
+    ("cirkd memory terms", "cirkd", ["--lambda-kd", "0", "--lambda-minibatch-pixel", "0"]),
+]
 
 # --------------------------------------------------------------------------- options
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds per measurement after which no further run starts (at least 1 timed run)")
     p.add_argument("--batch", type=int, default=2, help="per-GPU batch")
     p.add_argument("--crop", type=int, nargs=2, default=[512, 1024], metavar=("H", "W"))
+    p.add_argument("--size", choices=sorted(SIZES), default=None,
+                   help="shorthand for --crop: full 512x1024, half 256x512, quarter 128x256")
+    p.add_argument("--compare-naive", action="store_true",
+                   help="time the optimised losses next to their direct forms (tests/naive_losses.py)")
     p.add_argument("--dataset", default="citys", help="dataset whose defaults the methods use")
     p.add_argument("--method-args", default="",
                    help="extra train_kd.py flags for every method and the networks, e.g. \"--teacher-backbone resnet50\"")
@@ -78,6 +95,8 @@ def parse_options(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     opts = parser.parse_args(argv)
     if opts.worker is not None:
         return opts
+    if opts.size:
+        opts.crop = list(SIZES[opts.size])
     if opts.repeat < 1 or opts.batch < 1 or min(opts.crop) < 8 or opts.time_budget <= 0:
         parser.error("--repeat and --batch must be >= 1, --time-budget > 0 and --crop at least 8 8")
     if not 0.0 <= opts.ignore_fraction < 1.0:
@@ -144,9 +163,9 @@ def run_isolated(spec: Dict[str, Any], timeout: float) -> Dict[str, Any]:
 
 # --------------------------------------------------------------------------- driver
 def method_spec(opts: argparse.Namespace, method: str, workdir: str, base_args: argparse.Namespace,
-                cache: Dict[tuple, Geometry]) -> Dict[str, Any]:
+                cache: Dict[tuple, Geometry], flags: Sequence[str] = ()) -> Dict[str, Any]:
     """The worker spec of one method (raises ValueError/other with a reason when it cannot be set up)."""
-    extra: List[str] = []
+    extra: List[str] = list(flags)
     for part in method.split("+"):
         if part in PREPARERS:
             default_teacher = network_geometries(base_args, False, 1, cache)["teachers"][0]
@@ -188,6 +207,52 @@ def measure_all(opts: argparse.Namespace, log=print) -> Dict[str, Any]:
             log("[%d/%d] %s: %s" % (i, len(opts.method_list), method, "%.1f ms" % result["ms"]
                                     if result["status"] == "ok" else "skipped: " + result["reason"]))
     return {"student": student, "rows": rows, "base_args": base_args}
+
+
+def compare_naive(opts: argparse.Namespace, log=print) -> str:
+    """Each optimised loss next to its direct form: a markdown table of costs, ratios and value difference."""
+    common = {"device": opts.device, "batch": opts.batch, "crop": list(opts.crop), "repeat": opts.repeat,
+              "time_budget": opts.time_budget, "seed": opts.seed, "threads": opts.threads,
+              "ignore_fraction": opts.ignore_fraction, "count_flops": True}
+    run = (lambda s: run_isolated(s, opts.worker_timeout)) if opts.device == "cpu" else run_spec
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    cache: Dict[tuple, Geometry] = {}
+    lines = ["Optimised vs direct loss forms: batch %d, crop %dx%d, %s; ratio = optimised / direct." % (
+        opts.batch, opts.crop[0], opts.crop[1], "CPU, %d thread(s)" % (opts.threads or torch.get_num_threads())
+        if opts.device == "cpu" else "CUDA, %s" % torch.cuda.get_device_name()),
+        "", "| loss | form | fwd+bwd ms | peak MB | GFLOPs | time ratio | memory ratio | FLOP ratio | max rel. value diff |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    with tempfile.TemporaryDirectory(prefix="bench_losses_") as workdir:
+        for label, method, flags in NAIVE_ROWS:
+            results = {}
+            for variant in ("optimised", "naive"):
+                try:
+                    spec = dict(common, variant=variant, **method_spec(opts, method, workdir, opts.base_args, cache,
+                                                                        flags))
+                    results[variant] = run(spec)
+                except Exception as exc:  # noqa: BLE001 - a row, not a crash
+                    results[variant] = {"status": "skipped", "reason": "%s: %s" % (type(exc).__name__, exc)}
+                if opts.device == "cuda":
+                    torch.cuda.empty_cache()
+                row = results[variant]
+                log("%s (%s): %s" % (label, variant, "%.1f ms" % row["ms"] if row["status"] == "ok"
+                                     else "skipped: " + row["reason"]))
+            fast, slow = results["optimised"], results["naive"]
+            for variant, row in (("optimised", fast), ("direct", slow)):
+                if row["status"] != "ok":
+                    lines.append("| %s | %s | skipped: %s | | | | | | |" % (label, variant, row["reason"].replace("|", "/")))
+                    continue
+                cells = ["%.1f" % row["ms"], "%.1f" % row["peak_mb"], "%.2f" % (row["flops"] / 1e9)]
+                if variant == "optimised" and slow["status"] == "ok":
+                    diff = max(abs(row["values"][k] - slow["values"][k]) / max(abs(slow["values"][k]), 1e-30)
+                               for k in slow["values"])
+                    cells += ["%.2f" % (row["ms"] / slow["ms"]), "%.2f" % (row["peak_mb"] / max(slow["peak_mb"], 1e-9)),
+                              "%.2f" % (row["flops"] / max(slow["flops"], 1)), "%.1e" % diff]
+                else:
+                    cells += ["", "", "", ""]
+                lines.append("| %s | %s | %s |" % (label, variant, " | ".join(cells)))
+    return "\n".join(lines)
 
 
 def format_report(opts: argparse.Namespace, results: Dict[str, Any]) -> str:
@@ -245,7 +310,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         result = run_spec(json.loads(opts.worker))
         print(RESULT_PREFIX + json.dumps(result), flush=True)
         return 0
-    results = measure_all(opts, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if opts.compare_naive:
+        print(compare_naive(opts, log))
+        return 0
+    results = measure_all(opts, log=log)
     print(format_report(opts, results))
     return 0
 

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from typing import Dict, List
@@ -25,25 +24,8 @@ from typing import Dict, List
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+from benchmarks.runs import last_scores, train  # noqa: E402
 
-
-def run(argv: List[str], log: str) -> None:
-    """One train_kd.py run; an interrupted one (a resume file, no results) continues."""
-    save = argv[argv.index("--save-dir") + 1]
-    if os.path.isdir(save) and any(f.endswith("_resume.pth") for f in os.listdir(save)):
-        argv = argv + ["--resume", "auto"]
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    with open(log, "w") as handle:
-        code = subprocess.call([sys.executable, os.path.join(ROOT, "train_kd.py")] + argv, cwd=ROOT, env=env,
-                               stdout=handle, stderr=subprocess.STDOUT)
-    if code:
-        raise SystemExit("a run failed (exit %d); see %s" % (code, log))
-
-
-def final_miou(save_dir: str) -> float:
-    with open(os.path.join(save_dir, "results.json")) as handle:
-        results = json.load(handle)
-    return float(results["last"]["mIoU"])
 
 
 def main(argv=None) -> int:
@@ -77,12 +59,12 @@ def main(argv=None) -> int:
     for role, backbone in (("deep", "resnet18"), ("wide", "mobilenetv2")):
         save = os.path.join(args.out, "cps_%s" % backbone)
         if not os.path.isfile(os.path.join(save, "results.json")):
-            run(common + unlabeled + ["--kd-method", "cps", "--student-model", "deeplabv3plus_cps", "--student-backbone",
+            train(common + unlabeled + ["--kd-method", "cps", "--student-model", "deeplabv3plus_cps", "--student-backbone",
                                       backbone, "--max-iterations", str(args.teacher_iterations), "--seed", "100",
                                       "--val-per-iters", str(args.teacher_iterations), "--save-dir", save],
                 os.path.join(args.out, "cps_%s.log" % backbone))
         teachers[role] = os.path.join(save, "kd_deeplabv3plus_cps_%s_citys.pth" % backbone)
-        print("teacher %s (%s, CPS): mIoU %.2f" % (role, backbone, 100 * final_miou(save)), flush=True)
+        print("teacher %s (%s, CPS): mIoU %.2f" % (role, backbone, 100 * last_scores(save)["mIoU"]), flush=True)
     student = ["--student-model", "deeplabv3plus_cps", "--student-backbone", "resnet18",
                "--max-iterations", str(args.iterations), "--val-per-iters", str(args.iterations)]
     table: Dict[str, List[float]] = {"labeled only": [], "MGD": []}
@@ -95,9 +77,9 @@ def main(argv=None) -> int:
             tag = "%s_seed%d" % ("sup" if name == "labeled only" else "mgd", seed)
             save = os.path.join(args.out, tag)
             if not os.path.isfile(os.path.join(save, "results.json")):
-                run(common + student + extra + ["--seed", str(seed), "--save-dir", save],
+                train(common + student + extra + ["--seed", str(seed), "--save-dir", save],
                     os.path.join(args.out, tag + ".log"))
-            table[name].append(100 * final_miou(save))
+            table[name].append(100 * last_scores(save)["mIoU"])
             print("seed %d %-13s mIoU %.2f" % (seed, name, table[name][-1]), flush=True)
     print("\n| student (DeepLabV3+ R18, 1/%d labeled of %d) | %s | mean |" % (
         args.ratio, args.num_train, " | ".join("seed %d" % s for s in args.seeds)))

@@ -2,8 +2,11 @@
 
 ``run_spec(spec)`` measures what a JSON-able spec describes, in the calling process:
 ``{"kind": "student"|"method", "argv": train_kd.py flags, "geometry": {"student", "teachers"} (methods),
-"device", "batch", "crop", "repeat", "time_budget", "seed", "threads", "ignore_fraction"}`` and returns
-``{"status": "ok", "ms", "times_ms", "peak_mb", "memory_note"}`` or ``{"status": "skipped", "reason"}``.
+"device", "batch", "crop", "repeat", "time_budget", "seed", "threads", "ignore_fraction"}`` (methods also
+``"variant": "naive"``: the direct formulation of ``tests/naive_losses.py``; ``"count_flops": true``: one
+more step under torch's FlopCounterMode) and returns ``{"status": "ok", "ms", "times_ms", "peak_mb",
+"memory_note"}`` (methods also ``"values"``: the first step's terms, ``"flops"``, ``"switched"``) or
+``{"status": "skipped", "reason"}``.
 A geometry is ``{"names": [...], "extras": [...], "shapes": {name: [channels, stride]}}`` (what
 ``network_geometry`` reads from a dummy forward); inputs are random tensors of ceil(crop / stride).
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import resource
 import statistics
 import sys
@@ -199,6 +203,15 @@ def measure_method(spec: Dict[str, Any]) -> Dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - any build failure becomes a 'skipped' row
         return {"status": "skipped", "reason": "cannot build: %s: %s" % (type(exc).__name__, exc)}
     method.to(device).train()
+    switched: List[str] = []
+    if spec.get("variant") == "naive":
+        tests_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests")
+        if tests_dir not in sys.path:
+            sys.path.insert(0, tests_dir)
+        from naive_losses import use_naive    # the direct formulations, kept with the tests
+        switched = use_naive(method)
+        if not switched:
+            return {"status": "skipped", "reason": "no reference (naive) form for %s" % spec["argv"][1]}
     batch, crop = spec["batch"], spec["crop"]
     student = (make_outputs(geometry["student"], batch, crop, True, device, gen)
                if geometry["student"] is not None else None)
@@ -215,10 +228,14 @@ def measure_method(spec: Dict[str, Any]) -> Dict[str, Any]:
     memory = PeakMemory(device)
     memory.start()
 
+    values: Dict[str, float] = {}
+
     def step() -> None:
         terms = method(ctx)
         if not terms:
             raise ValueError("the method returned no loss terms")
+        if not values:     # the first (warm-up) step's terms: the same inputs and draws for every variant
+            values.update({name: float(value.detach()) for name, value in terms.items()})
         total = sum(terms.values())
         if total.requires_grad:
             total.backward()
@@ -233,10 +250,19 @@ def measure_method(spec: Dict[str, Any]) -> Dict[str, Any]:
     try:
         times = timed_runs(step, cleanup, spec["repeat"], device,
                        spec.get("time_budget", float("inf")))
+        peak_mb = memory.growth_mb()
+        flops = None
+        if spec.get("count_flops"):
+            from torch.utils.flop_counter import FlopCounterMode
+            counter = FlopCounterMode(display=False)
+            with counter:
+                step()
+            cleanup()
+            flops = counter.get_total_flops()
     except Exception as exc:  # noqa: BLE001 - reported as a row, the other methods still run
         return {"status": "skipped", "reason": "failed while running: %s: %s" % (type(exc).__name__, exc)}
-    return {"status": "ok", "ms": statistics.median(times), "times_ms": times, "peak_mb": memory.growth_mb(),
-            "memory_note": memory.note}
+    return {"status": "ok", "ms": statistics.median(times), "times_ms": times, "peak_mb": peak_mb,
+            "memory_note": memory.note, "values": values, "flops": flops, "switched": switched}
 
 
 def run_spec(spec: Dict[str, Any]) -> Dict[str, Any]:

@@ -285,6 +285,12 @@ class Trainer:
         logged["lr"] = lr
         return logged
 
+    def train_step(self, batch: Dict[str, losses.StreamBatch], iteration: int) -> Dict[str, float]:
+        """One optimiser step of the loop on ``batch`` (networks in training mode); the logged values.
+        What ``train()`` does per iteration, without data loading, logging or checkpoints (benchmarks)."""
+        self._train_mode()
+        return self._train_step(batch, iteration)
+
     # ---------------------------------------------------------------- loop
     def _train_mode(self) -> None:
         if self.student is not None:

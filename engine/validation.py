@@ -58,7 +58,8 @@ class Validator:
         score = float(figures[self.best_key])
         if math.isnan(score):
             score = 0.0
-        improved = score > self.best_score
+        # The first validation is the best so far even at 0 (an untrained model still gets a best file).
+        improved = self.best is None or score > self.best_score
         self.best_score = max(self.best_score, score)
         record = dict(figures, iteration=iteration)
         if improved:

@@ -44,13 +44,13 @@ Differences from the official code (all intentional):
 from __future__ import annotations
 
 import argparse
-from collections import OrderedDict
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .af_dcd_projector import EnhancedProjector, folded_masked_conv, folding_pays, plain_projector
 from .base import ChannelInfo, DistillMethod, StepContext, add_flag, on_off, pick
 from .registry import register
 from .common import add_kd_args, as_float, kd_loss, require_teacher, resolve_kd
@@ -67,30 +67,6 @@ DATASET_WEIGHTS: Dict[str, Tuple[float, float, float]] = {
 CAMVID_CONTRAST_CROP = 44
 PRECISIONS = {"float64": torch.float64, "float32": None}
 VARIANTS = ("omni", "channel", "spatial")
-
-
-class EnhancedProjector(nn.Module):
-    """x1 = ReLU(block1(x)); x2 = ReLU(block2(x1)); out = (adapt1(x1) + adapt2(x2)) / 2."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.block1 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.block2 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.adapt1 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.adapt2 = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x1 = F.relu(self.block1(x))
-        x2 = F.relu(self.block2(x1))
-        return (self.adapt1(x1) + self.adapt2(x2)) / 2.0
-
-
-def plain_projector(channels: int) -> nn.Sequential:
-    return nn.Sequential(OrderedDict([
-        ("conv1", nn.Conv2d(channels, channels, 3, padding=1)),
-        ("relu", nn.ReLU(inplace=True)),
-        ("conv2", nn.Conv2d(channels, channels, 3, padding=1)),
-    ]))
 
 
 def centre_keep_mask(batch: int, height: int, width: int, device=None, dtype=torch.float32) -> Tensor:
@@ -210,6 +186,8 @@ class AfDCD(DistillMethod):
         else:
             self.align = nn.Conv2d(student_channels, teacher_channels, kernel_size=1)
         self.proj = EnhancedProjector(teacher_channels) if enhance_projector else plain_projector(teacher_channels)
+        # The 1x1 align and the mask are folded into the projector's first conv where that is cheaper.
+        self.fold_align = isinstance(self.align, nn.Conv2d) and folding_pays(student_channels, teacher_channels)
 
     # ---- CLI -------------------------------------------------------------------------------
     @classmethod
@@ -317,9 +295,13 @@ class AfDCD(DistillMethod):
         elif tuple(keep_mask.shape) != (batch, 1, height, width):
             raise ValueError("af_dcd: keep_mask must be %s, got %s"
                              % ((batch, 1, height, width), tuple(keep_mask.shape)))
-        aligned = self.align(student_feat)
-        regenerated = self.proj(aligned * keep_mask.to(aligned.dtype))
-        fd = (regenerated - teacher_feat).pow(2).sum() / batch
+        keep_mask = keep_mask.to(student_feat.dtype)
+        if self.fold_align:
+            first = folded_masked_conv(self.align, self.proj.first_conv, student_feat, keep_mask)
+        else:
+            first = self.proj.first_conv(self.align(student_feat) * keep_mask)
+        regenerated = self.proj.after_first_conv(first)
+        fd = F.mse_loss(regenerated, teacher_feat, reduction="sum") / batch
         ctr = omni_contrastive_loss(reduce_for_contrast(regenerated, self.pool_size, self.contrast_crop),
                                     reduce_for_contrast(teacher_feat, self.pool_size, self.contrast_crop),
                                     self.patch_size, self.num_groups, self.tau, self.variant,

@@ -35,11 +35,13 @@ Differences from the official code (intentional):
   (``enqueue_pixel_pos``, ``pixel_index``, ``region_index``); otherwise they come from
   ``ctx.generator`` or torch's default generator.
 - Everything is computed in float32 with autocast disabled (float64 when given float64).
+- The mini-batch relation is computed in row chunks with the scores recomputed in backward
+  (``losses/cirkd_relation.py``): the official B^2 N x N matrices are never held at once.
 """
 from __future__ import annotations
 
 import argparse
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +50,7 @@ from torch import Tensor, nn
 from .base import ChannelInfo, DistillMethod, StepContext, add_flag, on_off, pick
 from .registry import register
 from .cirkd_memory import CIRKDMemoryLoss
+from .cirkd_relation import DEFAULT_ROWS, chunked_relation_kl
 from .common import add_kd_args, as_float, kd_loss, require_teacher, resolve_kd
 
 POOLINGS = ("none", "avg2x2", "auto4x4")
@@ -81,13 +84,11 @@ class CIRKDMiniBatchLoss(nn.Module):
         self.tau = float(tau)
         self.pooling = pooling
         self.group_size = int(group_size)
+        self.rows_per_chunk = DEFAULT_ROWS
+        self.relation_fn = chunked_relation_kl     # tests/naive_losses.py has the direct form
 
     def extra_repr(self) -> str:
         return "tau=%g, pooling=%s, group_size=%d" % (self.tau, self.pooling, self.group_size)
-
-    def pair_kl(self, s_i: Tensor, s_j: Tensor, t_i: Tensor, t_j: Tensor) -> Tensor:
-        """Rows = pixels of image i, columns = pixels of image j; KL summed over columns, mean over rows."""
-        return kd_loss(s_i @ s_j.t() / self.tau, t_i @ t_j.t() / self.tau)
 
     def forward(self, s_feat: Tensor, t_feat: Tensor) -> Tensor:
         if s_feat.shape[0] != t_feat.shape[0] or s_feat.shape[-2:] != t_feat.shape[-2:]:
@@ -98,17 +99,10 @@ class CIRKDMiniBatchLoss(nn.Module):
         with torch.autocast(device_type=s_feat.device.type, enabled=False):
             s_hat = F.normalize(pool_features(s_feat, self.pooling), p=2, dim=1)
             t_hat = F.normalize(pool_features(t_feat, self.pooling), p=2, dim=1)
-            batch = s_hat.shape[0]
             # (B, C, h, w) -> (B, N, C), pixels in row-major order.
             s_hat = s_hat.flatten(2).transpose(1, 2)
             t_hat = t_hat.flatten(2).transpose(1, 2)
-            size = self.group_size if 0 < self.group_size < batch else batch
-            group_losses: List[Tensor] = []
-            for start in range(0, batch, size):
-                members = range(start, min(start + size, batch))
-                total = sum(self.pair_kl(s_hat[i], s_hat[j], t_hat[i], t_hat[j]) for i in members for j in members)
-                group_losses.append(total / (len(members) ** 2))
-            return torch.stack(group_losses).mean()
+            return self.relation_fn(s_hat, t_hat, self.tau, self.group_size, self.rows_per_chunk)
 
 
 @register("cirkd")

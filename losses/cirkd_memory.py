@@ -28,6 +28,8 @@ Differences from the official code (intentional):
 - The projection head uses plain ``BatchNorm2d`` (official: ``SyncBatchNorm`` always); the training
   script converts the whole method to SyncBN when distributed, which gives the official behaviour.
 - Computed in float32 with autocast disabled (float64 when the module is float64).
+- The similarity KD folds 1/(tau T_c) into the sampled key matrix and takes the anchors in chunks with
+  the scores recomputed in backward (``losses/cirkd_relation.py``): same value, a fraction of the memory.
 - A label value outside [0, K) other than the ignore index is a clear error.
 
 Distributed training: like the official ``concat_all_gather``, every rank gathers the teacher keys and
@@ -46,7 +48,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .common import kd_loss
+from .cirkd_relation import chunked_anchor_kl
 
 
 @torch.no_grad()
@@ -108,6 +110,8 @@ class CIRKDMemoryLoss(nn.Module):
         self.region_contrast_size = int(region_contrast_size)
         self.tau = float(tau)
         self.kd_tau = float(kd_tau)
+        # kd_loss(a_s K^T / tau, a_t K^T / tau, T_c) in chunks (tests/naive_losses.py has the direct form).
+        self.anchor_kl_fn = chunked_anchor_kl
         self.ignore_index = int(ignore_index)
         self.pixel_update_freq = int(pixel_update_freq)
         self.fix_pixel_enqueue = bool(fix_pixel_enqueue)
@@ -233,7 +237,5 @@ class CIRKDMemoryLoss(nn.Module):
                 queue = getattr(self, queue_name)
                 index = self._index(given, memory_size, contrast_size, generator, queue.device)
                 keys = sample_keys(queue, index).to(dtype)
-                s_logits = anchors_s @ keys.t() / self.tau
-                t_logits = anchors_t @ keys.t() / self.tau
-                results.append(kd_loss(s_logits, t_logits, self.kd_tau))
+                results.append(self.anchor_kl_fn(anchors_s, anchors_t, keys, self.tau, self.kd_tau))
         return results[0], results[1]

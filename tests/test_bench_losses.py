@@ -101,3 +101,20 @@ def test_peak_memory_sees_a_large_allocation():
     grown = meter.growth_mb()
     del block
     assert grown >= 200, grown
+
+
+def test_compare_naive_prints_both_forms_and_their_ratios(capsys):
+    # A MobileNetV2 student and a ResNet-18 teacher keep Af-DCD small (320 -> 512 channels, still folded).
+    small = ["--method-args", "--teacher-backbone resnet18 --student-model deeplab_mobile --student-backbone mobilenetv2"]
+    assert bench_losses.main(["--compare-naive", "--crop", "128", "256", "--repeat", "1"] + small) == 0
+    out = capsys.readouterr().out
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in out.splitlines()
+            if line.startswith("| ") and "---" not in line and not line.startswith("| loss")]
+    assert [(r[0], r[1]) for r in rows] == [(label, form) for label, _, _ in bench_losses.NAIVE_ROWS
+                                           for form in ("optimised", "direct")]
+    for optimised in rows[::2]:
+        ratios = [float(c) for c in optimised[5:8]]
+        assert all(r > 0 for r in ratios)
+        assert float(optimised[8]) < 1e-4          # the same loss values on the same inputs
+    af_dcd_flop_ratio = float(rows[0][7])
+    assert af_dcd_flop_ratio < 1.0                 # the fold reads 320 instead of 512 channels

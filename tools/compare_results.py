@@ -1,6 +1,10 @@
 """Print the mIoU of several eval.py results side by side.
 
     python tools/compare_results.py teacher=work_dirs/a/eval/results.json student=work_dirs/b/eval/results.json
+    python tools/compare_results.py --gap teacher=T.json baseline=B.json distilled=D.json
+
+``--gap``: the three results are teacher, baseline student, distilled student; also prints how
+much of the teacher-baseline gap the distillation closed.
 """
 from __future__ import annotations
 
@@ -10,8 +14,11 @@ from typing import List
 
 
 def main(argv: List[str]) -> int:
-    if not argv:
-        print("usage: compare_results.py NAME=results.json [NAME=results.json ...]", file=sys.stderr)
+    gap = "--gap" in argv
+    argv = [a for a in argv if a != "--gap"]
+    if not argv or (gap and len(argv) != 3):
+        print("usage: compare_results.py [--gap] NAME=results.json [NAME=results.json ...] "
+              "(--gap: exactly teacher, baseline, distilled)", file=sys.stderr)
         return 2
     rows = []
     for item in argv:
@@ -28,6 +35,13 @@ def main(argv: List[str]) -> int:
         print("%-28s %-26s %8.2f %8.2f" % (name, "%s/%s" % (r["model"], r["backbone"]), 100 * r["mIoU"], 100 * r["pixAcc"]))
     print("protocol: %s; %s %s, %d images" % (rows[0][1]["protocol"], rows[0][1]["dataset"], rows[0][1]["split"],
                                                rows[0][1]["images"]))
+    if gap:
+        teacher, baseline, distilled = (100 * r["mIoU"] for _, r in rows)
+        text = "distillation: %+.2f mIoU over the baseline; teacher - baseline = %+.2f" % (
+            distilled - baseline, teacher - baseline)
+        if teacher > baseline:
+            text += "; gap closed %.0f%%" % (100 * (distilled - baseline) / (teacher - baseline))
+        print(text)
     return 0
 
 
