@@ -225,6 +225,8 @@ def compare_naive(opts: argparse.Namespace, log=print) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     with tempfile.TemporaryDirectory(prefix="bench_losses_") as workdir:
         for label, method, flags in NAIVE_ROWS:
+            if opts.methods and method not in opts.method_list:
+                continue
             results = {}
             for variant in ("optimised", "naive"):
                 try:

@@ -40,6 +40,10 @@ Differences from the official code (all intentional):
   default (``--contrast-precision float32`` for the official dtype): a float32 score of that size
   carries an absolute error of ~1e-4, which every softmax weight and so every gradient inherits.
   The term costs about 1.4x its float32 time (0.3 s of a ~40 s CPU step at 512x1024, batch 2).
+- ``align`` (1x1) and the mask are folded into the projector's first 3x3 conv
+  (``af_dcd_projector.folded_masked_conv``) whenever that is cheaper (9 Cs < Cs + 9 Ct, e.g. 512 -> 2048):
+  the conv reads Cs instead of Ct channels and the Ct-channel aligned map is never built. Same value
+  and gradients (sums in another order); ``tests/naive_losses.py`` keeps the direct form.
 """
 from __future__ import annotations
 

@@ -64,16 +64,19 @@ def folded_masked_conv(align: nn.Conv2d, conv: nn.Conv2d, student_feat: Tensor, 
     align (1x1, W_a: Ct x Cs, bias b_a) and the mask are linear, so
         conv(keep * (W_a s + b_a)) = conv2d(keep * s, W (x) W_a) + conv2d(keep, W . b_a) + b
     with (W (x) W_a)[o, i] = sum_j W[o, j] W_a[j, i] (a Ct x Cs x 3 x 3 kernel: reads Cs channels, not Ct)
-    and the bias folded into a one-channel kernel on the mask (zero padding of the masked map and
-    of the mask agree, so the borders are exact). Autograd gives the exact gradients of W, W_a, b_a.
+    and the bias folded into a one-channel kernel on the mask, computed as one conv over the Cs + 1
+    channels [keep * s, keep] (zero padding of the masked map and of the mask agree, so the borders
+    are exact). Autograd gives the exact gradients of W, W_a, b_a.
     """
     align_weight = align.weight.reshape(align.weight.shape[0], align.weight.shape[1])
     weight = torch.einsum("ojhw,ji->oihw", conv.weight, align_weight)
-    out = F.conv2d(student_feat * keep_mask, weight, conv.bias, conv.stride, conv.padding, conv.dilation)
+    inputs = student_feat * keep_mask
     if align.bias is not None:
+        # The bias term rides along as one more input channel (the mask itself): one conv, not two.
         bias_kernel = torch.einsum("ojhw,j->ohw", conv.weight, align.bias).unsqueeze(1)
-        out = out + F.conv2d(keep_mask, bias_kernel, None, conv.stride, conv.padding, conv.dilation)
-    return out
+        weight = torch.cat([weight, bias_kernel], dim=1)
+        inputs = torch.cat([inputs, keep_mask.expand(inputs.shape[0], 1, -1, -1)], dim=1)
+    return F.conv2d(inputs, weight, conv.bias, conv.stride, conv.padding, conv.dilation)
 
 
 def folding_pays(student_channels: int, teacher_channels: int, kernel_area: int = 9) -> bool:

@@ -44,3 +44,12 @@ def test_bench_step_runs_one_training_step_and_prints_the_columns():
                                 "share", "of", "peak"]
     cells = lines[2].split()
     assert cells[:2] == ["af_dcd", "fp32"] and float(cells[2]) > 0 and float(cells[5]) > 0 and cells[-1] == "n/a"
+
+
+def test_compare_predictions_refuses_a_folder_without_predictions(tmp_path):
+    proc = subprocess.run([sys.executable, "tools/compare_predictions.py", "--dataset", "citys", "--data", str(tmp_path),
+                           "--out", str(tmp_path / "p.png"), "teacher=%s" % tmp_path], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 1 and not (tmp_path / "p.png").exists()
+    assert proc.stderr.strip().splitlines() == ["error: teacher=%s: expected NAME=DIR with DIR/pred from eval.py "
+                                                "--save-pred" % tmp_path]

@@ -154,7 +154,7 @@ def header(dataset: str, student: str, lines: List[str]) -> List[str]:
 
 
 LAUNCH_NOTE = ["# Fewer GPUs: NPROC=2 bash <this script> (the batch stays global; --accum-steps saves memory).",
-               "# Extra flags are passed on to train_kd.py, e.g. --resume auto."]
+               "# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step)."]
 
 
 def student_script(dataset: str, student: str, method: str, launch: List[str]) -> str:

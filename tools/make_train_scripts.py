@@ -136,7 +136,7 @@ def script_text(dataset: str, student: str, method: str) -> str:
     lines += [
         "# Fewer GPUs: NPROC=2 bash %s (the batch stays global; add --accum-steps to save memory)."
         % os.path.join("train_scripts", folder, "%s_%s.sh" % (student, method)),
-        "# Extra flags are passed on to train_kd.py, e.g. --resume auto.",
+        "# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step).",
         "set -euo pipefail",
         'cd "$(dirname "$0")/../.."',
         "NPROC=${NPROC:-8}",

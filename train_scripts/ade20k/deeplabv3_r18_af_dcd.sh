@@ -4,7 +4,7 @@
 # Published mIoU (val, whole image, single scale): 36.21
 # Official: OSVAI/Af-DCD train_scripts (losses/ocmgd.py); grad-clip 15 on the loss module.
 # Fewer GPUs: NPROC=2 bash train_scripts/ade20k/deeplabv3_r18_af_dcd.sh (the batch stays global; add --accum-steps to save memory).
-# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}

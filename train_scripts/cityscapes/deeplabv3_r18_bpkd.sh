@@ -5,7 +5,7 @@
 # BPKD (WACV'24) edge + body terms on the logits of the CIRKD models; BPKD's own tables (mmseg
 # models and pipeline) are train_scripts/bpkd/.
 # Fewer GPUs: NPROC=2 bash train_scripts/cityscapes/deeplabv3_r18_bpkd.sh (the batch stays global; add --accum-steps to save memory).
-# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}

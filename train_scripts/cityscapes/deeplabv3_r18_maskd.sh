@@ -4,7 +4,7 @@
 # Published mIoU (val, whole image, single scale): 77.00
 # Stage 2 of MasKD: needs the tokens of stage 1 (train_scripts/cityscapes/maskd_tokens_stage1.sh).
 # Fewer GPUs: NPROC=2 bash train_scripts/cityscapes/deeplabv3_r18_maskd.sh (the batch stays global; add --accum-steps to save memory).
-# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}

@@ -5,7 +5,7 @@
 # SAD's official code has no loss for segmentation; gamma 0.1 (ENet-SAD), switched on at 2/3 of
 # the iterations, attention on c1..c4 (the card's recommendation); not tuned for this task.
 # Fewer GPUs: NPROC=2 bash train_scripts/cityscapes/deeplabv3_r18_sad.sh (the batch stays global; add --accum-steps to save memory).
-# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}

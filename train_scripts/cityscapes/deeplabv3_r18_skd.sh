@@ -3,7 +3,7 @@
 # 8 GPUs x 2 images = global batch 16, 40000 iterations, crop 512x1024, SGD lr 0.02 poly 0.9, momentum 0.9
 # Published mIoU (val, whole image, single scale): 75.42
 # Fewer GPUs: NPROC=2 bash train_scripts/cityscapes/deeplabv3_r18_skd.sh (the batch stays global; add --accum-steps to save memory).
-# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}

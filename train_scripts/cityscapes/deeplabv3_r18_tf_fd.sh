@@ -5,7 +5,7 @@
 # Tf-FD released CIFAR code only; lambda_inter 5e-4 and lambda_intra 8e-4 are its train_kd.py values,
 # features c2..c4; no segmentation hyper-parameters were published, these are starting points.
 # Fewer GPUs: NPROC=2 bash train_scripts/cityscapes/deeplabv3_r18_tf_fd.sh (the batch stays global; add --accum-steps to save memory).
-# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}

@@ -6,7 +6,7 @@
 # (reg: alpha 0.1, T 20, multiplier 100) as a starting point, not a tuned setting. Self variant:
 # --tf-kd-variant self --teacher-pretrained <this dataset's deeplabv3_r18_none best_model.pth>.
 # Fewer GPUs: NPROC=2 bash train_scripts/cityscapes/deeplabv3_r18_tf_kd.sh (the batch stays global; add --accum-steps to save memory).
-# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NPROC=${NPROC:-8}

@@ -9,7 +9,7 @@
 # Teacher: pretrained_ckpt/deeplabv3plus_r101-d8_512x512_160k_ade20k_20200615_123232-38ed86bb.pth (logits at stride 4, as the student's)
 # Evaluate: python eval.py --pipeline mmseg --dataset ade20k --model deeplabv3plus --backbone mobilenetv2 --pretrained work_dirs/bpkd_ade20k_deeplabv3plus_mbv2_ifvd/kd_deeplabv3plus_mobilenetv2_ade20k_best_model.pth
 # Fewer GPUs: NPROC=2 bash <this script> (the batch stays global; --accum-steps saves memory).
-# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 NPROC=${NPROC:-4}

@@ -9,7 +9,7 @@
 # Teacher: pretrained_ckpt/fcn_hr48_512x512_160k_ade20k_20200614_214407-a52fc02c.pth (logits at stride 4, as the student's)
 # Evaluate: python eval.py --pipeline mmseg --dataset ade20k --model fcn --backbone hrnetv2_w18_small --pretrained work_dirs/bpkd_ade20k_hrnet_w18s_cwd/kd_fcn_hrnetv2_w18_small_ade20k_best_model.pth
 # Fewer GPUs: NPROC=2 bash <this script> (the batch stays global; --accum-steps saves memory).
-# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 NPROC=${NPROC:-4}

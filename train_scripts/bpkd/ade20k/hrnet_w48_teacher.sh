@@ -6,7 +6,7 @@
 # mmseg pipeline (img_scale as mmseg's ade20k config, ratio 0.5-2.0, cat_max_ratio 0.75, flip, photometric
 # distortion, RGB mean/std); loss CE + 0.4 aux CE; validation as mmseg's test_cfg (whole image).
 # Fewer GPUs: NPROC=2 bash <this script> (the batch stays global; --accum-steps saves memory).
-# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 NPROC=${NPROC:-4}

@@ -9,7 +9,7 @@
 # Teacher: pretrained_ckpt/pspnet_r101-d8_512x512_160k_ade20k_20200615_100650-967c316f.pth (logits at stride 8, as the student's)
 # Evaluate: python eval.py --pipeline mmseg --dataset ade20k --model pspnet --backbone resnet18_v1c --pretrained work_dirs/bpkd_ade20k_pspnet_r18_cirkd/kd_pspnet_resnet18_v1c_ade20k_best_model.pth
 # Fewer GPUs: NPROC=2 bash <this script> (the batch stays global; --accum-steps saves memory).
-# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 NPROC=${NPROC:-4}

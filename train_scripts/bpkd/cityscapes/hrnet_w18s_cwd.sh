@@ -9,7 +9,7 @@
 # Teacher: pretrained_ckpt/fcn_hr48_512x1024_160k_cityscapes_20200602_190946-59b7973e.pth (logits at stride 4, as the student's)
 # Evaluate: python eval.py --pipeline mmseg --dataset citys --model fcn --backbone hrnetv2_w18_small --pretrained work_dirs/bpkd_citys_hrnet_w18s_cwd/kd_fcn_hrnetv2_w18_small_citys_best_model.pth
 # Fewer GPUs: NPROC=2 bash <this script> (the batch stays global; --accum-steps saves memory).
-# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 NPROC=${NPROC:-4}

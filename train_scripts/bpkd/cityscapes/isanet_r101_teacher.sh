@@ -7,7 +7,7 @@
 # distortion, RGB mean/std); loss CE + 0.4 aux CE; validation as mmseg's test_cfg (whole image).
 # The released teacher used a 769x769 crop and img_scale 2049x1025 (its config), kept here.
 # Fewer GPUs: NPROC=2 bash <this script> (the batch stays global; --accum-steps saves memory).
-# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 NPROC=${NPROC:-4}

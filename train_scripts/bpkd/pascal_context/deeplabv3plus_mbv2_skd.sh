@@ -9,7 +9,7 @@
 # Teacher: pretrained_ckpt/deeplabv3plus_r101-d8_480x480_80k_pascal_context_59_20210416_111127-7ca0331d.pth (logits at stride 4, as the student's)
 # Evaluate: python eval.py --pipeline mmseg --dataset pascal_context --model deeplabv3plus --backbone mobilenetv2 --pretrained work_dirs/bpkd_pascal_context_deeplabv3plus_mbv2_skd/kd_deeplabv3plus_mobilenetv2_pascal_context_best_model.pth
 # Fewer GPUs: NPROC=2 bash <this script> (the batch stays global; --accum-steps saves memory).
-# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 NPROC=${NPROC:-4}

@@ -9,7 +9,7 @@
 # Teacher: pretrained_ckpt/fcn_hr48_480x480_80k_pascal_context_59_20210411_003240-3ae7081e.pth (logits at stride 4, as the student's)
 # Evaluate: python eval.py --pipeline mmseg --dataset pascal_context --model fcn --backbone hrnetv2_w18_small --mode slide --crop-size 512 512 --stride 320 320 --pretrained work_dirs/bpkd_pascal_context_hrnet_w18s_cirkd/kd_fcn_hrnetv2_w18_small_pascal_context_best_model.pth
 # Fewer GPUs: NPROC=2 bash <this script> (the batch stays global; --accum-steps saves memory).
-# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 NPROC=${NPROC:-4}

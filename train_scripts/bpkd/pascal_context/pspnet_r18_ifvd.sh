@@ -10,7 +10,7 @@
 # Teacher: pretrained_ckpt/pspnet_r101-d8_480x480_80k_pascal_context_59_20210416_114418-fa6caaa2.pth (logits at stride 8, as the student's)
 # Evaluate: python eval.py --pipeline mmseg --dataset pascal_context --model pspnet --backbone resnet18_v1c --mode slide --crop-size 480 480 --stride 320 320 --pretrained work_dirs/bpkd_pascal_context_pspnet_r18_ifvd/kd_pspnet_resnet18_v1c_pascal_context_best_model.pth
 # Fewer GPUs: NPROC=2 bash <this script> (the batch stays global; --accum-steps saves memory).
-# Extra flags are passed on to train_kd.py, e.g. --resume auto.
+# Extra flags are passed on to train_kd.py, e.g. --resume auto; on GPUs --amp bf16 --channels-last (README: bench_step).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 NPROC=${NPROC:-4}
