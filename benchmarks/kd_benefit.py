@@ -188,6 +188,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                 args.lr, " ".join(map(str, args.seeds)), args.num_train, args.num_val, args.size[0], args.size[1])]
     if min(args.crop) // 8 < 64 and any(m in ADVERSARIAL_METHODS for m in args.methods):
         notes.append("SKD / IFVD / CWD: adversarial term off (logits under 64x64).")
+    if "af_dcd" in args.methods:
+        flags = recipe_flags("af_dcd", args.student_key, args.crop)
+        if "--pool-size" in flags:
+            notes.append("Af-DCD: --pool-size %s, so the pooled c4 map is one 4x4 patch grid."
+                         % flags[flags.index("--pool-size") + 1])
     summary["seconds"] = time.time() - start
     table = "\n".join(lines + [""] + notes) + "\n"
     with open(os.path.join(args.out, "table.md"), "w") as handle:

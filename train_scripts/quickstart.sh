@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SegKD quick start, CPU friendly (about 9 minutes on 2 cores with the defaults below):
+# SegKD quick start, CPU friendly (7-8 minutes on 2 cores with the defaults below):
 #   1. generate a synthetic Cityscapes-format data set (real on-disk layout, real label ids),
 #   2. train a teacher, DeepLabV3-ResNet18, for TEACHER_ITERS iterations (a ResNet-101 cannot be trained
 #      here in minutes; the smaller teacher trained 2x longer is what makes it clearly the stronger one),
