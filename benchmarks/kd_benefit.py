@@ -74,8 +74,8 @@ def checkpoint_in(save_dir: str) -> str:
 
 def train_once(argv: List[str], save: str) -> float:
     """Train unless ``save`` already holds a finished run; the wall seconds of the run (stored)."""
-    timing = os.path.join(save, "bench_time.json")
-    if os.path.isfile(os.path.join(save, "results.json")) and os.path.isfile(timing):
+    timing = os.path.join(save, "bench_time.json")      # written only once the run has finished
+    if os.path.isfile(timing):
         return float(read_json(timing)["seconds"])
     seconds = train(argv + ["--save-dir", save], save + ".log")
     with open(timing, "w") as handle:
