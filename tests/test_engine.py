@@ -140,3 +140,16 @@ def test_declared_missing_classifier_loads_and_other_keys_do_not(data, tmp_path,
     assert train(TINY + ["--data", data, "--kd-method", "none", "--max-iterations", "1", "--skip-val",
                          "--save-dir", str(tmp_path / "strict"), "--student-pretrained",
                          str(tmp_path / "no_cls.pth")]) == 1
+
+
+def test_first_validation_is_the_best_even_at_zero(tmp_path, monkeypatch):
+    """An untrained model (mIoU 0) still gets a best file: the first validation always counts."""
+    import engine.validation as validation
+
+    class Evaluator:
+        best_key = "mIoU"
+
+    scores = iter([0.0, 0.0, 0.1])
+    monkeypatch.setattr(validation, "evaluate", lambda *a, **k: {"mIoU": next(scores)})
+    validator = validation.Validator(Evaluator(), None, "cpu", "none", str(tmp_path), is_main=False)
+    assert [validator.run(None, i)[1] for i in (1, 2, 3)] == [True, False, True]
