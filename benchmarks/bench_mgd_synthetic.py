@@ -27,7 +27,6 @@ if ROOT not in sys.path:
 from benchmarks.runs import last_scores, train  # noqa: E402
 
 
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="work_dirs/bench_mgd_synthetic")
@@ -57,12 +56,13 @@ def main(argv=None) -> int:
     unlabeled = ["--unlabeled-list", data["unlabeled_list"]]
     teachers = {}
     for role, backbone in (("deep", "resnet18"), ("wide", "mobilenetv2")):
-        save = os.path.join(args.out, "cps_%s" % backbone)
+        save = os.path.join(args.out, "cps_%s_%dit" % (backbone, args.teacher_iterations))
         if not os.path.isfile(os.path.join(save, "results.json")):
             train(common + unlabeled + ["--kd-method", "cps", "--student-model", "deeplabv3plus_cps", "--student-backbone",
                                       backbone, "--max-iterations", str(args.teacher_iterations), "--seed", "100",
-                                      "--val-per-iters", str(args.teacher_iterations), "--save-dir", save],
-                os.path.join(args.out, "cps_%s.log" % backbone))
+                                      "--val-per-iters", str(args.teacher_iterations), "--save-per-iters", "100",
+                                      "--save-dir", save],
+                save + ".log")
         teachers[role] = os.path.join(save, "kd_deeplabv3plus_cps_%s_citys.pth" % backbone)
         print("teacher %s (%s, CPS): mIoU %.2f" % (role, backbone, 100 * last_scores(save)["mIoU"]), flush=True)
     student = ["--student-model", "deeplabv3plus_cps", "--student-backbone", "resnet18",
