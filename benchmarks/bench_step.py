@@ -33,7 +33,7 @@ if ROOT not in sys.path:
 import torch  # noqa: E402
 
 from benchmarks.loss_cost import PeakMemory, _synchronize  # noqa: E402
-from benchmarks.runs import recipe_flags  # noqa: E402
+from benchmarks.runs import needs_teacher, recipe_flags  # noqa: E402
 
 SIZES = {"full": (512, 1024), "half": (256, 512), "quarter": (128, 256)}
 SETTINGS = {"fp32": [], "bf16": ["--amp", "bf16"], "cl": ["--channels-last"], "bf16+cl": ["--amp", "bf16", "--channels-last"]}
@@ -61,13 +61,14 @@ def make_data(root: str, crop: Sequence[int]) -> str:
 
 
 def train_argv(opts: argparse.Namespace, method: str, data: str, save: str, setting: str) -> List[str]:
-    teacher = [] if method in ("none", "tf_fd", "tf_kd", "sad") else [
-        "--teacher-model", "deeplabv3", "--teacher-backbone", opts.teacher_backbone, "--allow-random-teacher"]
+    flags = recipe_flags(method, "deeplabv3_r18", opts.crop)
+    teacher = ["--teacher-model", "deeplabv3", "--teacher-backbone", opts.teacher_backbone,
+               "--allow-random-teacher"] if needs_teacher(method, flags) else []
     return (["--kd-method", method, "--student-model", "deeplabv3", "--student-backbone", opts.student_backbone,
              "--dataset", "citys", "--data", data, "--crop-size", str(opts.crop[0]), str(opts.crop[1]),
              "--batch-size", str(opts.batch), "--max-iterations", "1000", "--workers", "0", "--no-progress",
              "--skip-val", "--check-data", "off", "--device", opts.device, "--save-dir", save]
-            + teacher + recipe_flags(method, "deeplabv3_r18", opts.crop) + SETTINGS[setting])
+            + teacher + flags + SETTINGS[setting])
 
 
 def measure(opts: argparse.Namespace, method: str, setting: str, data: str, workdir: str) -> Dict[str, object]:

@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 from benchmarks.bar_chart import bar_chart  # noqa: E402
-from benchmarks.runs import ADVERSARIAL_METHODS, evaluate, read_json, recipe_flags, train  # noqa: E402
+from benchmarks.runs import ADVERSARIAL_METHODS, evaluate, needs_teacher, read_json, recipe_flags, train  # noqa: E402
 
 ALL_METHODS = ["none", "kd", "skd", "ifvd", "cwd", "cirkd", "maskd", "af_dcd", "bpkd", "tf_kd", "sad", "tf_fd"]
 PROFILES: Dict[str, Dict] = {
@@ -56,13 +56,6 @@ PROFILES: Dict[str, Dict] = {
                   student=("deeplab_mobile", "mobilenetv2"), student_key="deeplabv3_mbv2", student_iterations=2,
                   methods=["none", "kd"], seeds=[0]),
 }
-def needs_teacher(method: str, flags: List[str]) -> bool:
-    from losses.registry import teachers_needed
-    from train_kd import build_parser
-    args, _ = build_parser().parse_known_args(["--kd-method", method] + flags)
-    return teachers_needed(args) > 0
-
-
 def checkpoint_in(save_dir: str) -> str:
     """The final weights of a run (not the best on val: the scores are on that same val set)."""
     found = sorted(f for f in glob(os.path.join(save_dir, "*.pth"))

@@ -73,3 +73,11 @@ def read_json(path: str) -> Dict:
 def last_scores(save_dir: str) -> Dict[str, float]:
     """The last validation of a finished train_kd.py run (its ``results.json``)."""
     return read_json(os.path.join(save_dir, "results.json"))["last"]
+
+
+def needs_teacher(method: str, flags: Sequence[str]) -> bool:
+    """Whether ``--kd-method method`` with these flags builds a teacher (the method registry decides)."""
+    from losses.registry import teachers_needed
+    from train_kd import build_parser
+    args, _ = build_parser().parse_known_args(["--kd-method", method] + list(flags))
+    return teachers_needed(args) > 0
