@@ -50,11 +50,10 @@ if REPO_ROOT not in sys.path:
 import torch  # noqa: E402
 
 import losses  # noqa: E402
-from benchmarks.loss_cost import (Geometry, channel_info, network_geometries, parse_train_args,  # noqa: E402
+from benchmarks.loss_cost import (SIZES, Geometry, channel_info, network_geometries, parse_train_args,  # noqa: E402
                                   run_spec)
 
 RESULT_PREFIX = "BENCH_RESULT "
-SIZES = {"full": [512, 1024], "half": [256, 512], "quarter": [128, 256]}
 # --compare-naive rows: (label, method, extra flags isolating the term)
 NAIVE_ROWS = [
     ("af_dcd", "af_dcd", []),

@@ -32,10 +32,9 @@ if ROOT not in sys.path:
 
 import torch  # noqa: E402
 
-from benchmarks.loss_cost import PeakMemory, _synchronize  # noqa: E402
+from benchmarks.loss_cost import SIZES, PeakMemory, _synchronize  # noqa: E402
 from benchmarks.runs import needs_teacher, recipe_flags  # noqa: E402
 
-SIZES = {"full": (512, 1024), "half": (256, 512), "quarter": (128, 256)}
 SETTINGS = {"fp32": [], "bf16": ["--amp", "bf16"], "cl": ["--channels-last"], "bf16+cl": ["--amp", "bf16", "--channels-last"]}
 # Dense peak TFLOP/s (vendor data sheets): (bf16, tf32, fp32).
 PEAKS = {"H100": (989.0, 494.7, 66.9), "H200": (989.0, 494.7, 66.9), "A100": (312.0, 156.0, 19.5),

@@ -28,6 +28,8 @@ import losses
 import train_kd
 from models.outputs import SegOutputs
 
+# Named crop sizes of the benchmarks' --size (the Cityscapes training crop and its halvings).
+SIZES = {"full": (512, 1024), "half": (256, 512), "quarter": (128, 256)}
 PROBE_SIZE = 64             # side of the dummy input used to read channels and strides
 Geometry = Dict[str, Any]   # {"names": [...], "extras": [...], "shapes": {name: [channels, stride]}}
 
