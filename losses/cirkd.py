@@ -35,7 +35,7 @@ Differences from the official code (intentional):
   (``enqueue_pixel_pos``, ``pixel_index``, ``region_index``); otherwise they come from
   ``ctx.generator`` or torch's default generator.
 - Everything is computed in float32 with autocast disabled (float64 when given float64).
-- The mini-batch relation is computed in row chunks with the scores recomputed in backward
+- The mini-batch relation is computed in row chunks, each chunk's gradient applied in forward
   (``losses/cirkd_relation.py``): the official B^2 N x N matrices are never held at once.
 """
 from __future__ import annotations

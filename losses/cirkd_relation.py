@@ -37,13 +37,14 @@ def _chunks(groups: Sequence[range], pixels: int, rows: int) -> Iterator[Tuple[i
 
 
 def _chunk_logits(s_hat: Tensor, t_hat: Tensor, i: int, group: range, rows: slice, tau: float
-                  ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """log_softmax over each image j's pixels of the chunk's scores: (R, G, N) for student and teacher."""
+                  ) -> Tuple[Tensor, Tensor, Tensor]:
+    """log_softmax over each image j's pixels of the chunk's scores, (R, G, N) for student and teacher,
+    and the group's student features (the keys the chunk's gradient flows into)."""
     members = slice(group.start, group.stop)
-    s_keys, t_keys = s_hat[members], t_hat[members]                   # (G, N, C)
+    s_keys = s_hat[members]                                           # (G, N, C)
     s_scores = torch.einsum("rc,gnc->rgn", s_hat[i, rows], s_keys) / tau
-    t_scores = torch.einsum("rc,gnc->rgn", t_hat[i, rows], t_keys) / tau
-    return F.log_softmax(s_scores, dim=-1), F.log_softmax(t_scores, dim=-1), s_keys, t_keys
+    t_scores = torch.einsum("rc,gnc->rgn", t_hat[i, rows], t_hat[members]) / tau
+    return F.log_softmax(s_scores, dim=-1), F.log_softmax(t_scores, dim=-1), s_keys
 
 
 class _ChunkedRelationKL(torch.autograd.Function):
@@ -55,7 +56,7 @@ class _ChunkedRelationKL(torch.autograd.Function):
         grad = torch.zeros_like(s_hat) if want_grad else None
         total = s_hat.new_zeros(())
         for i, group, chunk in _chunks(groups, pixels, rows):
-            log_q, log_p, s_keys, _ = _chunk_logits(s_hat, t_hat, i, group, chunk, tau)
+            log_q, log_p, s_keys = _chunk_logits(s_hat, t_hat, i, group, chunk, tau)
             weight = 1.0 / (len(group) ** 2 * pixels * len(groups))
             p = log_p.exp()
             total += weight * (p * (log_p - log_q)).sum()
