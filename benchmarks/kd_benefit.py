@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 from benchmarks.bar_chart import bar_chart  # noqa: E402
-from benchmarks.runs import ADVERSARIAL_METHODS, evaluate, needs_teacher, read_json, recipe_flags, train  # noqa: E402
+from benchmarks.runs import ADVERSARIAL_METHODS, evaluate, needs_teacher, read_json, recipe_flags, train_once  # noqa: E402
 
 ALL_METHODS = ["none", "kd", "skd", "ifvd", "cwd", "cirkd", "maskd", "af_dcd", "bpkd", "tf_kd", "sad", "tf_fd"]
 PROFILES: Dict[str, Dict] = {
@@ -63,17 +63,6 @@ def checkpoint_in(save_dir: str) -> str:
     if not found:
         raise SystemExit("no final weights (*.pth) in %s; see the run's log" % save_dir)
     return found[0]
-
-
-def train_once(argv: List[str], save: str) -> float:
-    """Train unless ``save`` already holds a finished run; the wall seconds of the run (stored)."""
-    timing = os.path.join(save, "bench_time.json")      # written only once the run has finished
-    if os.path.isfile(timing):
-        return float(read_json(timing)["seconds"])
-    seconds = train(argv + ["--save-dir", save], save + ".log")
-    with open(timing, "w") as handle:
-        json.dump({"seconds": seconds}, handle)
-    return seconds
 
 
 def evaluate_once(model: str, backbone: str, data: str, save: str, workers: int) -> float:

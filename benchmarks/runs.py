@@ -60,6 +60,17 @@ def train(argv: List[str], log: str) -> float:
     return _call("train_kd.py", argv, log)
 
 
+def train_once(argv: List[str], save: str) -> float:
+    """Train unless ``save`` already holds a finished run; the wall seconds of the run (stored)."""
+    timing = os.path.join(save, "bench_time.json")      # written only once the run has finished
+    if os.path.isfile(timing):
+        return float(read_json(timing)["seconds"])
+    seconds = train(argv + ["--save-dir", save], save + ".log")
+    with open(timing, "w") as handle:
+        json.dump({"seconds": seconds}, handle)
+    return seconds
+
+
 def evaluate(argv: List[str], log: str) -> float:
     """One eval.py run (argv must name --save-dir, where it writes results.json)."""
     return _call("eval.py", argv, log)
