@@ -11,7 +11,7 @@ import importlib, sys
 for name in ("torch", "numpy", "cv2", "PIL", "tqdm", "tensorboard"):
     importlib.import_module(name)
 PYEOF
-if [ "$want_dev" = "--dev" ]; then "$PY" -c "import pytest" 2>/dev/null || missing=1; fi
+if [ "$want_dev" = "--dev" ]; then "$PY" -c "import pytest, xdist" 2>/dev/null || missing=1; fi
 if [ "$missing" = 1 ]; then
   echo "[ensure_deps] installing missing packages"
   "$PY" -c "import torch" 2>/dev/null && torch_spec="" || torch_spec="torch==2.13.0"
