@@ -56,28 +56,27 @@ def main(argv=None) -> int:
               str(-(-args.crop * 2 // 3)), str(-(-args.crop * 2 // 3)), "--val-miou", "present",
               "--train-list", data["labeled_list"], "--check-data", "off"]
     unlabeled = ["--unlabeled-list", data["unlabeled_list"]]
-    teachers: Dict[str, str] = {}
-    teacher_rows: Dict[str, Dict] = {}
+    teachers: Dict[str, Dict] = {}
     for role, backbone in (("deep", "resnet18"), ("wide", "mobilenetv2")):
         save = os.path.join(args.out, "cps_%s_%dit" % (backbone, args.teacher_iterations))
-        seconds = train_once(common + unlabeled + ["--kd-method", "cps", "--student-model", "deeplabv3plus_cps", "--student-backbone",
-                                      backbone, "--max-iterations", str(args.teacher_iterations), "--seed", "100",
-                                      "--val-per-iters", str(args.teacher_iterations), "--save-per-iters", "100"],
-                             save)
-        teachers[role] = os.path.join(save, "kd_deeplabv3plus_cps_%s_citys.pth" % backbone)
-        teacher_rows[role] = {"backbone": backbone, "miou": 100 * last_scores(save)["mIoU"], "seconds": seconds}
-        print("teacher %s (%s, CPS): mIoU %.2f  (%.0f s)" % (role, backbone, teacher_rows[role]["miou"], seconds),
+        seconds = train_once(common + unlabeled + [
+            "--kd-method", "cps", "--student-model", "deeplabv3plus_cps", "--student-backbone", backbone,
+            "--max-iterations", str(args.teacher_iterations), "--seed", "100",
+            "--val-per-iters", str(args.teacher_iterations), "--save-per-iters", "100"], save)
+        teachers[role] = {"backbone": backbone, "miou": 100 * last_scores(save)["mIoU"], "seconds": seconds,
+                          "weights": os.path.join(save, "kd_deeplabv3plus_cps_%s_citys.pth" % backbone)}
+        print("teacher %s (%s, CPS): mIoU %.2f  (%.0f s)" % (role, backbone, teachers[role]["miou"], seconds),
               flush=True)
     student = ["--student-model", "deeplabv3plus_cps", "--student-backbone", "resnet18",
                "--max-iterations", str(args.iterations), "--val-per-iters", str(args.iterations)]
     table: Dict[str, List[float]] = {"labeled only": [], "MGD": []}
     run_seconds: Dict[str, List[float]] = {"labeled only": [], "MGD": []}
+    mgd = ["--kd-method", "mgd", "--mgd-sem-images-per-gpu", str(args.batch_size)] + unlabeled
+    for flag, role in (("--teacher", "deep"), ("--teacher2", "wide")):
+        mgd += [flag + "-model", "deeplabv3plus_cps", flag + "-backbone", teachers[role]["backbone"],
+                flag + "-pretrained", teachers[role]["weights"]]
     for seed in args.seeds:
-        for name, extra in (("labeled only", ["--kd-method", "none"]),
-                            ("MGD", ["--kd-method", "mgd", "--teacher-model", "deeplabv3plus_cps", "--teacher-backbone",
-                                     "resnet18", "--teacher-pretrained", teachers["deep"], "--teacher2-model",
-                                     "deeplabv3plus_cps", "--teacher2-backbone", "mobilenetv2", "--teacher2-pretrained",
-                                     teachers["wide"], "--mgd-sem-images-per-gpu", str(args.batch_size)] + unlabeled)):
+        for name, extra in (("labeled only", ["--kd-method", "none"]), ("MGD", mgd)):
             tag = "%s_seed%d" % ("sup" if name == "labeled only" else "mgd", seed)
             save = os.path.join(args.out, tag)
             seconds = train_once(common + student + extra + ["--seed", str(seed)], save)
@@ -90,10 +89,10 @@ def main(argv=None) -> int:
     lines += ["| %s | %s | %.2f |" % (name, " | ".join("%.2f" % v for v in values), statistics.mean(values))
               for name, values in table.items()]
     lines += ["", "Teachers (CPS, %d iterations): %s." % (args.teacher_iterations, ", ".join(
-        "T_%s %s %.2f" % (role[0].upper(), row["backbone"], row["miou"]) for role, row in teacher_rows.items()))]
-    summary = {"args": vars(args), "teachers": teacher_rows, "miou": table,
+        "T_%s %s %.2f" % (role[0].upper(), row["backbone"], row["miou"]) for role, row in teachers.items()))]
+    summary = {"args": vars(args), "teachers": teachers, "miou": table,
                "mean": {k: statistics.mean(v) for k, v in table.items()}, "run_seconds": run_seconds,
-               "seconds_all_runs": sum(row["seconds"] for row in teacher_rows.values())
+               "seconds_all_runs": sum(row["seconds"] for row in teachers.values())
                + sum(sum(v) for v in run_seconds.values())}
     with open(os.path.join(args.out, "table.md"), "w") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -101,7 +100,8 @@ def main(argv=None) -> int:
         json.dump(summary, handle, indent=1)
     print("\n" + "\n".join(lines))
     print("\n%.0f s of training in all (this call %.0f s); written %s, %s" % (
-        summary["seconds_all_runs"], time.time() - start, *(os.path.join(args.out, f) for f in ("table.md", "results.json"))))
+        summary["seconds_all_runs"], time.time() - start,
+        *(os.path.join(args.out, f) for f in ("table.md", "results.json"))))
     return 0
 
 

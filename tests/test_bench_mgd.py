@@ -2,15 +2,20 @@
 values (a file of its own so that ``pytest -n 2 --dist loadfile`` can run it beside the other benchmark smokes)."""
 import json
 
-from test_bench_kd import _run
+from e2e_common import run_cli
 
 
 def test_bench_mgd_synthetic_shrunk_writes_table_and_json_and_reads_finished_runs_back(tmp_path):
     out = tmp_path / "mgd"
-    shrunk = ["benchmarks/bench_mgd_synthetic.py", "--out", str(out), "--num-train", "8", "--num-val", "2", "--size",
-              "64", "128", "--ratio", "4", "--batch-size", "2", "--iterations", "2", "--teacher-iterations", "2",
-              "--seeds", "0", "--workers", "0"]
-    _run(shrunk)
+    shrunk = ["--out", str(out), "--num-train", "8", "--num-val", "2", "--size", "64", "128", "--ratio", "4",
+              "--batch-size", "2", "--iterations", "2", "--teacher-iterations", "2", "--seeds", "0", "--workers", "0"]
+
+    def bench() -> None:
+        code, stdout, stderr = run_cli("benchmarks/bench_mgd_synthetic.py", shrunk, env={"OMP_NUM_THREADS": "2"},
+                                       timeout=600)
+        assert code == 0, stdout[-2000:] + stderr[-3000:]
+
+    bench()
     table = (out / "table.md").read_text().splitlines()
     assert table[0] == "| student (DeepLabV3+ R18, 1/4 labeled of 8) | seed 0 | mean |"
     assert table[2].startswith("| labeled only | ") and table[3].startswith("| MGD | ")
@@ -21,6 +26,6 @@ def test_bench_mgd_synthetic_shrunk_writes_table_and_json_and_reads_finished_run
     for run in ("cps_resnet18_2it", "cps_mobilenetv2_2it", "sup_seed0", "mgd_seed0"):
         assert (out / run / "bench_time.json").is_file()
     logs = {log: log.stat().st_mtime_ns for log in out.glob("*.log")}
-    _run(shrunk)       # every run is finished: nothing is trained again
+    bench()       # every run is finished: nothing is trained again
     assert len(logs) == 4 and all(log.stat().st_mtime_ns == mtime for log, mtime in logs.items())
     assert json.loads((out / "results.json").read_text())["miou"] == summary["miou"]
